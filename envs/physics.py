@@ -1,0 +1,367 @@
+"""Differentiable MJX physics: a fixed-iteration constraint solver at tolerance 0.
+
+MJX runs the outer loop of its constraint solver as a ``jax.lax.while_loop``,
+which JAX cannot reverse-differentiate, so ``jax.grad`` through ``mjx.step``
+fails for every model with ``opt.iterations > 1``. MuJoCo's way of saying "run
+exactly ``opt.iterations`` iterations" is ``opt.tolerance = 0``. This module
+honours it:
+
+* ``tolerance == 0`` and ``iterations > 1``: the solver runs as a ``lax.scan``
+  of exactly ``opt.iterations`` steps, which supports ``jax.grad``, ``vjp``,
+  ``jacrev``, ``jacfwd``, ``jit`` and ``vmap``. Its results equal
+  ``mjx.step``'s.
+* anything else: MJX's own early-exit while loop runs, untouched.
+
+The choice is made in Python at trace time, never with ``lax.cond`` (under
+``jax.grad`` both branches of a ``cond`` are transposed, and the while-loop
+branch cannot be). For the choice to survive a model that is itself a traced
+argument (passed into ``jit``, or ``vmap``-ped over a batch of randomised
+models), build the model with :func:`put_model`: it stores ``opt.tolerance`` as
+static pytree metadata, the way MJX already stores ``opt.iterations``.
+
+Public API:
+  step(model, data) -> mjx.Data
+  forward(model, data) -> mjx.Data
+  differentiable_model(mj_model, iterations=4, ls_iterations=4) -> MjModel
+  put_model(mj_model) -> mjx.Model      (static tolerance)
+  static_tolerance(model) -> mjx.Model  (same, for an existing mjx.Model)
+  is_differentiable(model) -> bool
+  patch_mjx()                            (context manager)
+
+See docs/differentiable_mode.md for the contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import importlib.metadata
+import threading
+import warnings
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from mujoco import mjx
+from mujoco.mjx._src import math as _mjx_math
+from mujoco.mjx._src import solver as _mjx_solver
+from mujoco.mjx._src import types as _mjx_types
+
+__all__ = [
+    "TESTED_MJX_VERSIONS",
+    "StaticToleranceOption",
+    "differentiable_model",
+    "forward",
+    "is_differentiable",
+    "patch_mjx",
+    "put_model",
+    "static_tolerance",
+    "step",
+]
+
+# MJX versions whose solver internals this module was tested against.
+TESTED_MJX_VERSIONS = ("3.17.0",)
+
+# The MJX solver helpers the fixed-iteration loop calls (module-level functions
+# of mujoco.mjx._src.solver). If a future MJX renames them we fail loudly.
+_REQUIRED = ("Context", "_linesearch", "_update_constraint", "_update_gradient",
+             "_rescale", "solve")
+
+
+def _check_mjx_version() -> None:
+  missing = [n for n in _REQUIRED if not hasattr(_mjx_solver, n)]
+  if missing:
+    raise ImportError(
+        f"envs.physics needs mujoco.mjx._src.solver.{missing}, which this "
+        f"mujoco-mjx does not have. Install a tested version: "
+        f"pip install 'mujoco-mjx=={TESTED_MJX_VERSIONS[-1]}'.")
+  try:
+    version = importlib.metadata.version("mujoco-mjx")
+  except importlib.metadata.PackageNotFoundError:
+    version = "unknown"
+  if version not in TESTED_MJX_VERSIONS:
+    warnings.warn(
+        f"envs.physics was tested with mujoco-mjx {TESTED_MJX_VERSIONS}, but "
+        f"{version} is installed. The differentiable solver reuses MJX's solver "
+        f"helpers and may be wrong on this version; run tests/envs/"
+        f"test_physics.py or pin mujoco-mjx=={TESTED_MJX_VERSIONS[-1]}.",
+        RuntimeWarning, stacklevel=3)
+
+
+_check_mjx_version()
+
+# MJX's own solver, captured before anyone patches the module.
+_MJX_SOLVE = _mjx_solver.solve
+_MJX_PUT_MODEL = mjx.put_model
+
+
+# --------------------------------------------------------------------------
+# Static tolerance
+# --------------------------------------------------------------------------
+
+
+class StaticToleranceOption(_mjx_types.Option):
+  """``mjx.Option`` whose ``tolerance`` is static pytree metadata.
+
+  Identical to ``mjx.Option`` except that ``tolerance`` is a Python float kept
+  in the pytree's aux data (like ``iterations``), so it stays known at trace
+  time when the model is a ``jit`` argument or ``vmap``-ped. Changing the
+  tolerance therefore recompiles, as changing ``iterations`` does.
+  """
+
+  tolerance: float
+
+
+def static_tolerance(model: mjx.Model) -> mjx.Model:
+  """Returns ``model`` with ``opt.tolerance`` stored as static metadata.
+
+  Args:
+    model: an ``mjx.Model`` (or Brax ``System``) with a concrete tolerance.
+
+  Raises:
+    TypeError: if ``model.opt.tolerance`` is a tracer (call this outside
+      ``jit``/``vmap``, where the model is built).
+  """
+  opt = model.opt
+  if isinstance(opt, StaticToleranceOption):
+    return model
+  if isinstance(opt.tolerance, jax.core.Tracer):
+    raise TypeError(
+        "static_tolerance() needs a concrete opt.tolerance, but it is traced. "
+        "Call envs.physics.put_model / static_tolerance where the model is "
+        "built, outside jit and vmap.")
+  fields = {f.name: getattr(opt, f.name) for f in dataclasses.fields(opt)}
+  fields["tolerance"] = float(np.asarray(opt.tolerance))
+  return model.replace(opt=StaticToleranceOption(**fields))
+
+
+def put_model(mj_model: mujoco.MjModel, **kwargs) -> mjx.Model:
+  """``mjx.put_model`` with a static ``opt.tolerance`` (see module docstring).
+
+  Args:
+    mj_model: host model.
+    **kwargs: passed to ``mjx.put_model`` (e.g. ``impl``).
+  """
+  return static_tolerance(_MJX_PUT_MODEL(mj_model, **kwargs))
+
+
+def _tolerance(model: mjx.Model) -> float | None:
+  """The tolerance as a Python float, or None if it is only known at run time."""
+  tol = model.opt.tolerance
+  if isinstance(tol, jax.core.Tracer):
+    return None
+  return float(np.asarray(tol))
+
+
+def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
+  """True if ``step`` on this model supports reverse-mode differentiation.
+
+  That holds when the solver runs at most one iteration, or when the
+  tolerance is 0 and known at trace time.
+  """
+  if model.opt.iterations <= 1:
+    return True
+  if isinstance(model, mujoco.MjModel):
+    return float(model.opt.tolerance) == 0.0
+  return _tolerance(model) == 0.0
+
+
+# --------------------------------------------------------------------------
+# The fixed-iteration solver
+# --------------------------------------------------------------------------
+
+
+def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+  """Constraint solve with a fixed trip count of ``m.opt.iterations``.
+
+  Same algorithm and exit test as MuJoCo (Newton or CG with a zoom line
+  search, optional warm start). The loop is a ``lax.scan``; once MuJoCo's exit
+  test fires the remaining iterations keep the solution unchanged, so the
+  result equals MJX's while loop while staying reverse-differentiable.
+  """
+  s = _mjx_solver
+  tolerance = m.opt.tolerance
+
+  # warm start: begin from the previous step's acceleration when it is cheaper
+  qacc = d.qacc_smooth
+  if not m.opt.disableflags & mjx.DisableBit.WARMSTART:
+    cost_warm = s.Context.create(m, d.replace(qacc=d.qacc_warmstart), grad=False).cost
+    cost_smooth = s.Context.create(m, d.replace(qacc=d.qacc_smooth), grad=False).cost
+    qacc = jnp.where(cost_warm < cost_smooth, d.qacc_warmstart, d.qacc_smooth)
+  d = d.replace(qacc=qacc)
+  ctx = s.Context.create(m, d)
+
+  def converged(ctx):
+    improvement = s._rescale(m, d, ctx.prev_cost - ctx.cost)
+    gradient = s._rescale(m, d, _mjx_math.norm(ctx.grad))
+    return (improvement < tolerance) | (gradient < tolerance)
+
+  def iterate(ctx):
+    ctx = s._linesearch(m, d, ctx)
+    grad_old, mgrad_old = ctx.grad, ctx.Mgrad
+    ctx = s._update_constraint(m, d, ctx)
+    ctx = s._update_gradient(m, d, ctx)
+    if m.opt.solver == mjx.SolverType.NEWTON:
+      search = -ctx.Mgrad
+    else:  # conjugate gradient, Polak-Ribiere with restart
+      num = jnp.dot(ctx.grad, ctx.Mgrad - mgrad_old)
+      den = jnp.maximum(jnp.dot(grad_old, mgrad_old), mujoco.mjMINVAL)
+      search = -ctx.Mgrad + jnp.maximum(num / den, 0.0) * ctx.search
+    return ctx.replace(search=search, solver_niter=ctx.solver_niter + 1)
+
+  def scan_body(carry, _):
+    ctx, done = carry
+    done = done | converged(ctx)
+    new = iterate(ctx)
+    ctx = jax.tree_util.tree_map(lambda old, nxt: jnp.where(done, old, nxt), ctx, new)
+    return (ctx, done), None
+
+  (ctx, _), _ = jax.lax.scan(
+      scan_body, (ctx, jnp.array(False)), None, length=m.opt.iterations)
+
+  return d.tree_replace({
+      "qacc": ctx.qacc,
+      "qfrc_constraint": ctx.qfrc_constraint,
+      "_impl.efc_force": ctx.efc_force,
+  })
+
+
+def _solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+  """Solver dispatch, decided in Python at trace time."""
+  if m.opt.iterations > 1:
+    tol = _tolerance(m)
+    if tol == 0.0:
+      return _fixed_iteration_solve(m, d)
+    if tol is None:
+      warnings.warn(
+          "envs.physics: model.opt.tolerance is a traced value, so the solver "
+          "loop cannot be chosen at trace time and MJX's while loop (not "
+          "reverse-differentiable) is used. Build the model with "
+          "envs.physics.put_model(...) or static_tolerance(...) to keep "
+          "tolerance static under jit/vmap.", RuntimeWarning, stacklevel=2)
+  return _MJX_SOLVE(m, d)
+
+
+# --------------------------------------------------------------------------
+# Swapping the solver into MJX
+# --------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_patch_depth = 0
+
+
+@contextlib.contextmanager
+def _solver_installed() -> Iterator[None]:
+  """Routes MJX's ``forward`` through ``_solve`` while tracing inside the block.
+
+  MJX's ``forward`` looks up ``solver.solve`` at trace time, so swapping the
+  module attribute is enough. ``_solve`` matches MJX's results for every model
+  (it delegates to MJX whenever tolerance != 0), so the swap never changes
+  values, only which loop is traced.
+  """
+  with _lock:
+    previous = _mjx_solver.solve
+    _mjx_solver.solve = _solve
+    try:
+      yield
+    finally:
+      _mjx_solver.solve = previous
+
+
+def step(model: mjx.Model, data: mjx.Data) -> mjx.Data:
+  """Advances the simulation by one timestep, like ``mjx.step``.
+
+  When ``model.opt.tolerance == 0`` and ``opt.iterations > 1`` the constraint
+  solver runs exactly ``opt.iterations`` iterations in a loop that supports
+  reverse mode. Any other model runs MJX's early-exit loop unchanged.
+
+  Args:
+    model: an ``mjx.Model``; prefer :func:`put_model` so the tolerance stays
+      static when the model is traced.
+    data: the ``mjx.Data`` to advance.
+
+  Returns:
+    The next ``mjx.Data``; equal to ``mjx.step(model, data)``.
+  """
+  with _solver_installed():
+    return mjx.step(model, data)
+
+
+def forward(model: mjx.Model, data: mjx.Data) -> mjx.Data:
+  """``mjx.forward`` with the same solver choice as :func:`step`."""
+  with _solver_installed():
+    return mjx.forward(model, data)
+
+
+@contextlib.contextmanager
+def patch_mjx() -> Iterator[None]:
+  """Makes unmodified third-party ``mjx.step``/``mjx.forward`` honour tolerance 0.
+
+  Inside the block, MJX's solver dispatches as in :func:`step`, and
+  ``mjx.put_model`` returns models with a static tolerance (see
+  :func:`put_model`), so Brax ``backend='mjx'`` and MuJoCo Playground envs
+  built inside the block keep the choice under ``jit`` and ``vmap``.
+
+  Everything is restored on exit. Functions traced inside the block keep the
+  loop they were traced with (JAX caches the trace); functions traced after
+  the block behave exactly as upstream MJX. Re-entrant.
+
+  Example::
+
+      with physics.patch_mjx():
+        env = brax.envs.get_environment("hopper", backend="mjx")
+        env.sys = env.sys.tree_replace({"opt.tolerance": 0.0})
+        g = jax.grad(loss)(actions)
+  """
+  global _patch_depth
+  with _lock:
+    if _patch_depth == 0:
+      _mjx_solver.solve = _solve
+      mjx.put_model = put_model
+    _patch_depth += 1
+  try:
+    yield
+  finally:
+    with _lock:
+      _patch_depth -= 1
+      if _patch_depth == 0:
+        _mjx_solver.solve = _MJX_SOLVE
+        mjx.put_model = _MJX_PUT_MODEL
+
+
+# --------------------------------------------------------------------------
+# Host-side configuration
+# --------------------------------------------------------------------------
+
+
+def differentiable_model(
+    mj_model: mujoco.MjModel,
+    iterations: int = 4,
+    ls_iterations: int = 4,
+) -> mujoco.MjModel:
+  """Returns a copy of ``mj_model`` configured for differentiable stepping.
+
+  The copy has ``opt.tolerance = 0`` (run exactly ``iterations`` solver
+  iterations) and the given line-search budget. The input is not modified.
+
+  Args:
+    mj_model: host model.
+    iterations: solver iterations per step (>= 1). See
+      docs/differentiable_mode.md for how to choose.
+    ls_iterations: line-search iterations per solver iteration (>= 1). Under
+      ``vmap`` every one of them runs, so this is the main cost knob.
+
+  Raises:
+    ValueError: if an iteration count is not a positive integer.
+  """
+  for name, value in (("iterations", iterations), ("ls_iterations", ls_iterations)):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+  model = copy.deepcopy(mj_model)
+  model.opt.tolerance = 0.0
+  model.opt.iterations = int(iterations)
+  model.opt.ls_iterations = int(ls_iterations)
+  return model
