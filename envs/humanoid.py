@@ -1,0 +1,36 @@
+"""Humanoid: walk forward (+x) without falling (SHAC form).
+
+Terminates when the torso drops below 0.8 m.
+Differentiable mode: 4 solver / 4 line-search iterations and contacts
+softened to ``solref = (0.04, 1)`` (see docs/envs.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from envs import base, locomotion
+
+
+@dataclasses.dataclass(frozen=True)
+class HumanoidConfig(locomotion.LocomotionConfig):
+  n_frames: int = 3
+  timestep: float = 0.005
+  diff_iterations: int = 4
+  diff_ls_iterations: int = 4
+  diff_contact_solref: tuple[float, float] | None = (0.04, 1.0)
+  reset_noise_scale: float = 0.01
+  ctrl_cost_weight: float = 0.002
+  height_weight: float = 1.0
+  upright_weight: float = 0.1
+  termination_height: float | None = 0.8
+
+
+@base.register
+class Humanoid(locomotion.LocomotionEnv):
+  """``humanoid``: obs (45), action (17)."""
+
+  name = "humanoid"
+  xml_file = "humanoid.xml"
+  config_cls = HumanoidConfig
+  planar = False

@@ -1,0 +1,101 @@
+"""Shared logic of the locomotion tasks (SHAC benchmark form).
+
+Reward terms (all smooth; weights in each task's config):
+
+* ``forward``: ``forward_weight * torso x-velocity`` (m/s);
+* ``ctrl``: ``-ctrl_cost_weight * sum(action^2)``;
+* ``height``: ``height_weight * (torso z - termination_height)`` (tasks that
+  can fall);
+* ``upright``: ``upright_weight * (torso z-axis . world z)``.
+
+The reward is their sum. Tasks that can fall terminate when the torso drops
+below ``termination_height`` or tilts past ``min_upright``; termination is a
+``done`` flag, never a reward term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from mujoco import mjx
+
+from envs import base
+
+
+@dataclasses.dataclass(frozen=True)
+class LocomotionConfig(base.EnvConfig):
+  """Locomotion settings on top of :class:`envs.base.EnvConfig`.
+
+  Attributes:
+    forward_weight: weight of the forward-velocity term.
+    ctrl_cost_weight: weight of the squared-action cost.
+    height_weight: weight of the torso-height term (0 disables it).
+    upright_weight: weight of the torso-uprightness term (0 disables it).
+    termination_height: the episode ends when the torso z is below this;
+      ``None`` never terminates on height.
+    min_upright: the episode ends when the torso's z-axis has a world-z
+      component below this (``-1`` disables it).
+  """
+
+  forward_weight: float = 1.0
+  ctrl_cost_weight: float = 0.1
+  height_weight: float = 0.0
+  upright_weight: float = 0.0
+  termination_height: float | None = None
+  min_upright: float = -1.0
+
+
+class LocomotionEnv(base.MjxEnv):
+  """A locomotion task whose first body is the torso.
+
+  ``planar`` tasks have root joints ``(x, z, pitch)``; others a free joint.
+  Observation: the root-relative ``qpos`` (without the x, or x and y,
+  position) and the full ``qvel``.
+  """
+
+  planar: bool = True
+
+  def _setup(self):
+    self._torso = 1  # body 0 is the world
+
+  def _initial_qpos_qvel(self, key):
+    k1, k2 = jax.random.split(key)
+    s = self.config.reset_noise_scale
+    nq, nv = self.mj_model.nq, self.mj_model.nv
+    noise = jax.random.uniform(k1, (nq,), minval=-s, maxval=s)
+    if not self.planar:  # keep the free joint's position and unit quaternion
+      noise = noise.at[:7].set(0.0)
+    qvel = jax.random.uniform(k2, (nv,), minval=-s, maxval=s)
+    return self._init_qpos + noise, qvel
+
+  def _observe(self, data: mjx.Data) -> jax.Array:
+    skip = 1 if self.planar else 2
+    return jnp.concatenate([data.qpos[skip:], data.qvel])
+
+  def _torso_height(self, data: mjx.Data) -> jax.Array:
+    return data.xpos[self._torso, 2]
+
+  def _upright(self, data: mjx.Data) -> jax.Array:
+    return data.xmat[self._torso, 2, 2]
+
+  def _reward_terms(self, prev, data, action):
+    c = self.config
+    terms = {
+        "forward": c.forward_weight * data.qvel[0],
+        "ctrl": -c.ctrl_cost_weight * jnp.sum(jnp.square(action)),
+    }
+    if c.height_weight:
+      floor = 0.0 if c.termination_height is None else c.termination_height
+      terms["height"] = c.height_weight * (self._torso_height(data) - floor)
+    if c.upright_weight:
+      terms["upright"] = c.upright_weight * self._upright(data)
+    return terms
+
+  def _terminated(self, data: mjx.Data) -> jax.Array:
+    c = self.config
+    done = self._upright(data) < c.min_upright
+    if c.termination_height is not None:
+      done = done | (self._torso_height(data) < c.termination_height)
+    return done
