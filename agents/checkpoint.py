@@ -1,0 +1,78 @@
+"""Save and load policy parameters (:class:`agents.networks.PolicyParams`).
+
+One file per policy: flax msgpack of ``{"format", "spec", "network",
+"normalizer"}``, where ``spec`` holds the static sizes, so
+:func:`load_policy` needs nothing but the path. (Full ``TrainState``
+checkpoints for resuming are plain array pytrees: save them with orbax.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+
+from agents.networks import PolicyParams, PolicySpec
+from agents.normalizer import NormalizerState
+
+FORMAT = "mjx-diffrl-policy-v1"
+
+
+def save_policy(path: str | os.PathLike, policy_params: PolicyParams) -> None:
+  """Writes ``policy_params`` to ``path`` (parent directories are created).
+
+  Raises:
+    TypeError: if ``policy_params`` is not a ``PolicyParams``.
+  """
+  if not isinstance(policy_params, PolicyParams):
+    raise TypeError(f"save_policy expects agents.networks.PolicyParams, got "
+                    f"{type(policy_params).__name__}")
+  spec = dataclasses.asdict(policy_params.spec)
+  spec["hidden_sizes"] = list(spec["hidden_sizes"])
+  tree = {
+      "format": FORMAT,
+      "spec": spec,
+      "network": jax.tree.map(np.asarray, jax.device_get(policy_params.network)),
+      "normalizer": serialization.to_state_dict(jax.device_get(policy_params.normalizer)),
+  }
+  path = os.fspath(path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(serialization.msgpack_serialize(tree))
+  os.replace(tmp, path)
+
+
+def load_policy(path: str | os.PathLike) -> PolicyParams:
+  """Reads a file written by :func:`save_policy`.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is not a saved policy.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no policy file at {path!r}; write one with "
+                            "agents.checkpoint.save_policy(path, policy_params)")
+  with open(path, "rb") as f:
+    try:
+      tree = serialization.msgpack_restore(f.read())
+    except Exception as e:  # noqa: BLE001 - any decode error means "not ours"
+      raise ValueError(f"{path!r} is not a policy saved by agents.checkpoint.save_policy") from e
+  if not isinstance(tree, dict) or tree.get("format") != FORMAT:
+    raise ValueError(f"{path!r} is not a policy saved by agents.checkpoint.save_policy "
+                     f"(format {FORMAT})")
+  s = tree["spec"]
+  spec = PolicySpec(obs_size=int(s["obs_size"]), action_size=int(s["action_size"]),
+                    hidden_sizes=tuple(int(h) for h in s["hidden_sizes"].values())
+                    if isinstance(s["hidden_sizes"], dict) else tuple(int(h) for h in s["hidden_sizes"]),
+                    init_log_std=float(s["init_log_std"]))
+  norm = tree["normalizer"]
+  normalizer = NormalizerState(mean=jnp.asarray(norm["mean"]), var=jnp.asarray(norm["var"]),
+                               count=jnp.asarray(norm["count"]))
+  network = jax.tree.map(jnp.asarray, tree["network"])
+  return PolicyParams(network=network, normalizer=normalizer, spec=spec)

@@ -1,0 +1,177 @@
+"""The outer training loop shared by APG and SHAC: device mesh, compile,
+logging windows, progress and checkpoint callbacks.
+
+The algorithm itself is a pure jitted ``update(train_state, env_carry) ->
+(train_state, env_carry, metrics)``; this module only drives it.
+
+Scale-out: the env batch axis is sharded over ``jax.devices()`` with a 1-D
+``jax.sharding.Mesh`` (axis ``"batch"``); the train state is replicated. jit
+then partitions the rollout per device and inserts the cross-device mean of
+the loss (hence of the gradients) itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from agents import rollout as rollout_lib
+
+BATCH_AXIS = "batch"
+ProgressFn = Callable[[int, dict[str, float]], None]
+
+
+def raw_key(key: jax.Array) -> jax.Array:
+  """Returns a raw ``uint32[2]`` key (accepts ``jax.random.key`` keys too).
+
+  Raw keys keep the train state a plain array pytree that orbax can save.
+  """
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(key)
+  if key.shape != (2,) or key.dtype != jnp.uint32:
+    raise TypeError(f"key must be jax.random.key(seed) or jax.random.PRNGKey(seed);"
+                    f" got dtype {key.dtype} shape {key.shape}")
+  return key
+
+
+def make_mesh(num_envs: int) -> Mesh:
+  """1-D mesh over all ``jax.devices()`` on axis ``"batch"``.
+
+  Raises:
+    ValueError: if ``num_envs`` is not a multiple of the device count.
+  """
+  devices = jax.devices()
+  if num_envs % len(devices):
+    raise ValueError(f"num_envs={num_envs} must be a multiple of the number of "
+                     f"devices ({len(devices)}) to shard the env batch; set "
+                     f"num_envs to a multiple of {len(devices)}")
+  return Mesh(np.asarray(devices), (BATCH_AXIS,))
+
+
+def shardings(mesh: Mesh) -> tuple[NamedSharding, NamedSharding]:
+  """``(replicated, batch)`` shardings: ``P()`` and ``P('batch')``."""
+  return (NamedSharding(mesh, PartitionSpec()),
+          NamedSharding(mesh, PartitionSpec(BATCH_AXIS)))
+
+
+def batch_constraint(mesh: Mesh) -> Callable[[Any], Any]:
+  """Function pinning a batched array's leading axis to the mesh."""
+  sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
+  return lambda x: jax.lax.with_sharding_constraint(x, sharding)
+
+
+def resolve_episode_length(env: Any, configured: int | None) -> int:
+  """Config value if set, else the env's ``episode_length`` (or
+  ``env.config.episode_length``), else 1000."""
+  if configured is not None:
+    return int(configured)
+  for e in (env, rollout_lib.unwrap(env)):
+    for holder in (e, getattr(e, "config", None)):
+      value = getattr(holder, "episode_length", None)
+      if isinstance(value, (int, np.integer)) and value > 0:
+        return int(value)
+  return 1000
+
+
+# Keys of update metrics that are summed (not averaged) over a logging window.
+SUM_KEYS = ("_episode_return_sum", "_episodes_finished")
+# Keys reported as their last value in the window.
+LAST_KEYS = ("train/skipped_updates", "train/learning_rate")
+
+
+def _aggregate(window: list[dict[str, Any]], last_return: float) -> dict[str, float]:
+  host = jax.device_get(window)
+  out: dict[str, float] = {}
+  for k in host[0]:
+    values = np.asarray([m[k] for m in host], np.float64)
+    if k in SUM_KEYS:
+      out[k] = float(values.sum())
+    elif k in LAST_KEYS:
+      out[k] = float(values[-1])
+    else:
+      out[k] = float(values.mean())
+  n = out.pop("_episodes_finished", 0.0)
+  total = out.pop("_episode_return_sum", 0.0)
+  out["train/episode_return"] = total / n if n > 0 else last_return
+  out["train/episodes_finished"] = n
+  return out
+
+
+def run(update: Callable, train_state: Any, carry: rollout_lib.EnvCarry, *,
+        mesh: Mesh, num_updates: int, steps_per_update: int, log_every: int,
+        progress_fn: ProgressFn | None, checkpoint_fn: Callable[[Any], None] | None,
+        checkpoint_every: int) -> tuple[Any, dict[str, float]]:
+  """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
+
+  Args:
+    update: pure ``update(train_state, carry) -> (train_state, carry, metrics)``
+      (not yet jitted). ``metrics`` is a dict of scalars; ``_episode_return_sum``
+      and ``_episodes_finished`` are summed over a logging window into
+      ``train/episode_return`` (the last value is repeated while no episode
+      finishes; NaN before the first).
+    train_state: must have ``iteration`` and ``env_steps`` fields.
+    carry: batched env state.
+    mesh: device mesh; ``train_state`` is replicated, ``carry`` sharded.
+    num_updates: total updates of the run.
+    steps_per_update: env steps per update (``num_envs * horizon``).
+    log_every: updates per ``progress_fn`` call (the first update is always
+      logged and carries ``train/compile_s``).
+    progress_fn: ``progress_fn(env_steps, metrics)``.
+    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
+      updates (if > 0) and at the end.
+    checkpoint_every: see above.
+
+  Returns:
+    ``(train_state, metrics)`` with the last logged metrics.
+  """
+  replicated, batch = shardings(mesh)
+  train_state = jax.device_put(train_state, replicated)
+  carry = jax.device_put(carry, batch)
+  jitted = jax.jit(update, in_shardings=(replicated, batch),
+                   out_shardings=(replicated, batch, replicated))
+  t0 = time.perf_counter()
+  compiled = jitted.lower(train_state, carry).compile()
+  compile_s = time.perf_counter() - t0
+
+  start = int(jax.device_get(train_state.iteration))
+  window: list[dict[str, Any]] = []
+  last_return = math.nan
+  metrics: dict[str, float] = {}
+  first = True
+  t_window = time.perf_counter()
+  last_ckpt = -1
+  for it in range(start, num_updates):
+    train_state, carry, m = compiled(train_state, carry)
+    window.append(m)
+    if first or (it + 1) % max(log_every, 1) == 0 or it + 1 == num_updates:
+      metrics = _aggregate(window, last_return)
+      elapsed = time.perf_counter() - t_window
+      metrics["train/sps"] = len(window) * steps_per_update / max(elapsed, 1e-9)
+      metrics["train/update_s"] = elapsed / len(window)
+      if first:
+        metrics["train/compile_s"] = compile_s
+      last_return = metrics["train/episode_return"]
+      env_steps = int(jax.device_get(train_state.env_steps))
+      metrics["train/env_steps"] = float(env_steps)
+      metrics["train/iteration"] = float(it + 1)
+      if progress_fn is not None:
+        progress_fn(env_steps, dict(metrics))
+      window = []
+      first = False
+      t_window = time.perf_counter()
+    if checkpoint_fn is not None and checkpoint_every > 0 and (it + 1) % checkpoint_every == 0:
+      checkpoint_fn(train_state)
+      last_ckpt = it + 1
+  if checkpoint_fn is not None and last_ckpt != num_updates:
+    checkpoint_fn(train_state)
+  if not metrics:  # resumed at the end: nothing ran
+    metrics = {"train/compile_s": compile_s}
+  return train_state, metrics

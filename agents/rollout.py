@@ -1,0 +1,234 @@
+"""The one rollout used by APG, SHAC and evaluation.
+
+A batch of ``B`` copies of an (unbatched) Brax env is stepped with
+``jax.vmap`` and scanned over ``T`` steps with ``jax.lax.scan``; gradients flow
+through ``env.step`` and the policy. Episode bookkeeping (time limit,
+auto-reset, returns) lives here, not in wrappers:
+
+* ``terminated``: the env set ``state.done`` (early termination) and it is not
+  a time-limit truncation reported in ``state.info['truncation']``.
+* ``truncated``: the episode hit ``episode_length`` steps (or the env reported
+  ``info['truncation']``) without terminating.
+* On either, the env is replaced by a fresh reset state. Reset states are
+  ``stop_gradient``-ed and selected with ``jnp.where`` (whose VJP is a select,
+  never ``0 * inf``), so no gradient crosses an episode boundary.
+* ``Transition.next_obs`` is the observation *before* the reset, so a critic
+  can bootstrap truncated episodes from it.
+
+Reset states are drawn once per rollout call (one batch of ``B``) and reused
+for any env that finishes inside the window, which saves a reset per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+from flax import struct
+
+PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+@struct.dataclass
+class EnvCarry:
+  """Batched env state carried between rollouts (never differentiated).
+
+  Attributes:
+    state: Brax ``State`` with a leading batch axis ``[B, ...]`` on every leaf.
+    steps: ``[B]`` int32 steps taken in the current episode.
+    episode_return: ``[B]`` undiscounted return of the current episode so far.
+  """
+
+  state: State
+  steps: jax.Array
+  episode_return: jax.Array
+
+
+@struct.dataclass
+class Transition:
+  """One rollout, time-major.
+
+  Attributes:
+    obs: ``[T, B, obs_size]`` observation the action was chosen from.
+    action: ``[T, B, action_size]``.
+    reward: ``[T, B]``.
+    next_obs: ``[T, B, obs_size]`` observation after the step, before any reset.
+    terminated: ``[T, B]`` float 1.0 on early termination (no bootstrap).
+    truncated: ``[T, B]`` float 1.0 on a time-limit end (bootstrap from
+      ``next_obs``).
+    episode_return: ``[T, B]`` return of the episode that ended at this step
+      (0 where none ended).
+    metrics: ``dict[str, [T, B]]`` the env's per-step metrics (reward terms).
+  """
+
+  obs: jax.Array
+  action: jax.Array
+  reward: jax.Array
+  next_obs: jax.Array
+  terminated: jax.Array
+  truncated: jax.Array
+  episode_return: jax.Array
+  metrics: dict[str, jax.Array]
+
+  @property
+  def done(self) -> jax.Array:
+    """``[T, B]`` 1.0 where an episode ended (terminated or truncated)."""
+    return jnp.maximum(self.terminated, self.truncated)
+
+
+def unwrap(env: Any) -> Any:
+  """Follows ``.env`` links of wrappers down to the innermost env."""
+  seen = 0
+  while hasattr(env, "env") and seen < 64:
+    env = env.env
+    seen += 1
+  return env
+
+
+def is_differentiable(env: Any) -> bool:
+  """True if the env (or any wrapper around it) says ``differentiable=True``."""
+  e = env
+  for _ in range(64):
+    if getattr(e, "differentiable", False) is True:
+      return True
+    if not hasattr(e, "env"):
+      break
+    e = e.env
+  return False
+
+
+def check_env(env: Any, agent: str, require_differentiable: bool = True) -> None:
+  """Validates an env before training, with errors that say how to fix it.
+
+  Raises:
+    TypeError: not a Brax env, or dict observations.
+    ValueError: not in differentiable mode (when required).
+  """
+  for attr in ("reset", "step", "observation_size", "action_size"):
+    if not hasattr(env, attr):
+      raise TypeError(f"{agent} needs a brax.envs.base.Env (missing .{attr}); "
+                      f"build one with envs.make(name, differentiable=True)")
+  if require_differentiable and not is_differentiable(env):
+    name = type(unwrap(env)).__name__
+    raise ValueError(
+        f"{agent} backpropagates through the simulator, but env {name} is not "
+        f"in differentiable mode. Build it with envs.make(name, "
+        f"differentiable=True).")
+  if not isinstance(env.observation_size, int):
+    raise TypeError(f"{agent} needs a flat observation vector; this env's "
+                    f"observation_size is {env.observation_size!r}")
+
+
+def reset(env: Env, key: jax.Array, num_envs: int) -> EnvCarry:
+  """Resets ``num_envs`` copies of ``env``; returns a batched :class:`EnvCarry`."""
+  state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+  return EnvCarry(state=state, steps=jnp.zeros((num_envs,), jnp.int32),
+                  episode_return=jnp.zeros((num_envs,), jnp.float32))
+
+
+def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
+  """Per-env ``where`` over two pytrees with a leading batch axis."""
+  def pick(a, b):
+    m = mask.reshape(mask.shape + (1,) * (b.ndim - mask.ndim))
+    return jnp.where(m, a, b)
+  return jax.tree.map(pick, on_true, on_false)
+
+
+def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
+            horizon: int, episode_length: int,
+            constrain: Callable[[Any], Any] | None = None,
+            ) -> tuple[EnvCarry, Transition]:
+  """Runs ``policy`` for ``horizon`` steps in every env of the batch.
+
+  Args:
+    env: an unbatched Brax env (this function vmaps it).
+    policy: ``policy(obs [B, obs_size], key) -> action [B, action_size]``;
+      close over parameters to differentiate through the rollout.
+    carry: batched env state from :func:`reset` or a previous rollout.
+    key: PRNG key (action noise and reset states).
+    horizon: ``T``, number of steps.
+    episode_length: time limit after which episodes are truncated and reset.
+    constrain: optional function applied to batched arrays to pin their
+      sharding (``jax.lax.with_sharding_constraint``); identity if None.
+
+  Returns:
+    ``(carry, transition)``: the env state after ``T`` steps and the
+    time-major :class:`Transition` ``[T, B, ...]``.
+
+  Raises:
+    ValueError: if the env's reset and step states have different structure.
+  """
+  constrain = constrain or (lambda x: x)
+  num_envs = carry.steps.shape[0]
+  reset_key, key = jax.random.split(key)
+  reset_state = jax.lax.stop_gradient(
+      jax.vmap(env.reset)(constrain(jax.random.split(reset_key, num_envs))))
+
+  def step(c: EnvCarry, step_key: jax.Array):
+    state = c.state
+    action = policy(state.obs, step_key)
+    nstate = jax.vmap(env.step)(state, action)
+    steps = c.steps + 1
+    env_trunc = nstate.info.get("truncation") if isinstance(nstate.info, dict) else None
+    done_flag = nstate.done.astype(jnp.float32)
+    if env_trunc is not None:
+      env_trunc = jax.lax.stop_gradient(env_trunc).astype(jnp.float32)
+      terminated = done_flag * (1.0 - env_trunc)
+    else:
+      env_trunc = jnp.zeros_like(done_flag)
+      terminated = done_flag
+    terminated = jax.lax.stop_gradient(terminated)
+    timeout = (steps >= episode_length).astype(jnp.float32)
+    truncated = jnp.maximum(env_trunc, timeout) * (1.0 - terminated)
+    done = jnp.maximum(terminated, truncated)
+    ep_ret = c.episode_return + jax.lax.stop_gradient(nstate.reward)
+    trans = Transition(
+        obs=state.obs, action=action, reward=nstate.reward,
+        next_obs=nstate.obs, terminated=terminated, truncated=truncated,
+        episode_return=ep_ret * done, metrics=dict(nstate.metrics))
+    # auto-reset: the reset state carries no gradient
+    if jax.tree.structure(reset_state) != jax.tree.structure(nstate):
+      raise ValueError(
+          "env.reset and env.step return States of different structure "
+          f"({jax.tree.structure(reset_state)} vs {jax.tree.structure(nstate)}); "
+          "the env must set the same info/metrics keys in reset and step")
+    is_done = done > 0
+    new_state = _select(is_done, reset_state, nstate)
+    new_state = new_state.replace(done=jnp.zeros_like(nstate.done))
+    new_carry = EnvCarry(
+        state=jax.tree.map(constrain, new_state),
+        steps=jnp.where(is_done, 0, steps),
+        episode_return=jnp.where(is_done, 0.0, ep_ret))
+    return new_carry, trans
+
+  keys = jax.random.split(key, horizon)
+  carry, transitions = jax.lax.scan(step, carry, keys)
+  return carry, transitions
+
+
+def evaluate(env: Env, policy: PolicyFn, key: jax.Array, num_envs: int,
+             episode_length: int) -> dict[str, jax.Array]:
+  """Mean return of one episode per env, using :func:`rollout`.
+
+  Each of ``num_envs`` envs runs ``episode_length`` steps; only its first
+  episode counts (an early-terminated env's later episodes are ignored).
+  Jit-able (``env``, ``num_envs``, ``episode_length`` static).
+
+  Returns:
+    ``{'eval/episode_return': [], 'eval/episode_return_std': [],
+    'eval/episode_length': []}``.
+  """
+  reset_key, key = jax.random.split(key)
+  carry = reset(env, reset_key, num_envs)
+  _, tr = rollout(env, policy, carry, key, episode_length, episode_length)
+  done = tr.done
+  # alive[t] = no episode ended strictly before t
+  alive = jnp.cumprod(1.0 - jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]]), axis=0)
+  returns = jnp.sum(tr.reward * alive, axis=0)
+  lengths = jnp.sum(alive, axis=0)
+  return {"eval/episode_return": jnp.mean(returns),
+          "eval/episode_return_std": jnp.std(returns),
+          "eval/episode_length": jnp.mean(lengths)}

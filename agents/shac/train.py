@@ -1,0 +1,253 @@
+"""SHAC: Short-Horizon Actor-Critic (Xu et al., ICLR 2022) on MJX.
+
+One update:
+
+1. ``# rollout``: ``horizon`` steps of the stochastic policy in ``num_envs``
+   envs, differentiating the actor loss (:func:`agents.shac.losses.actor_loss`,
+   terminal value from the target critic) through ``env.step``.
+2. ``# actor update``: clip + Adam, skipped on a NaN/inf gradient.
+3. ``# critic update``: TD(lambda) targets from the target critic, then
+   ``critic_epochs`` x ``critic_minibatches`` MSE steps.
+4. ``# target critic`` soft update, ``# normaliser`` update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env
+from flax import struct
+
+from agents import loop, networks, normalizer as normalizer_lib, optim
+from agents import rollout as rollout_lib
+from agents.networks import PolicyParams, PolicySpec
+from agents.shac import losses
+from agents.shac.config import Config
+
+
+@struct.dataclass
+class TrainState:
+  """Everything SHAC carries between updates (a plain array pytree, orbax-savable).
+
+  Attributes:
+    policy: policy-network params.
+    value: critic params.
+    target_value: target-critic params.
+    policy_opt_state: optax state of the actor optimiser.
+    value_opt_state: optax state of the critic optimiser.
+    normalizer: observation statistics.
+    key: raw ``uint32[2]`` PRNG key.
+    iteration: ``[]`` int32 updates done.
+    env_steps: ``[]`` int32 env steps done (wraps past 2**31; use iteration).
+    skipped_updates: ``[]`` int32 actor or critic steps skipped for NaN/inf.
+  """
+
+  policy: Any
+  value: Any
+  target_value: Any
+  policy_opt_state: Any
+  value_opt_state: Any
+  normalizer: normalizer_lib.NormalizerState
+  key: jax.Array
+  iteration: jax.Array
+  env_steps: jax.Array
+  skipped_updates: jax.Array
+
+
+def policy_spec(env: Env, config: Config) -> PolicySpec:
+  """Static policy shapes for ``env`` under ``config``."""
+  return PolicySpec(int(env.observation_size), int(env.action_size),
+                    tuple(config.actor_hidden_sizes), float(config.init_log_std))
+
+
+def _optimizers(config: Config):
+  actor = optim.make_optimizer(config.actor_learning_rate, config.max_grad_norm,
+                               config.num_updates, config.end_learning_rate,
+                               config.adam_betas)
+  critic_steps = config.num_updates * config.critic_epochs * config.critic_minibatches
+  critic = optim.make_optimizer(config.critic_learning_rate, config.max_grad_norm,
+                                critic_steps, config.end_learning_rate,
+                                config.adam_betas)
+  return actor, critic
+
+
+def init(env: Env, config: Config, key: jax.Array) -> TrainState:
+  """Initial :class:`TrainState` (also a restore target for orbax).
+
+  Args:
+    env: the training env (only its sizes are read).
+    config: hyperparameters.
+    key: ``jax.random.key`` or ``jax.random.PRNGKey``.
+  """
+  key = loop.raw_key(key)
+  key, pkey, vkey = jax.random.split(key, 3)
+  spec = policy_spec(env, config)
+  policy = networks.init_policy(spec, pkey)
+  value = networks.init_value(spec.obs_size, config.critic_hidden_sizes, vkey)
+  actor_opt, critic_opt = _optimizers(config)
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(
+      policy=policy, value=value, target_value=value,
+      policy_opt_state=actor_opt.init(policy), value_opt_state=critic_opt.init(value),
+      normalizer=normalizer_lib.init(spec.obs_size), key=key,
+      iteration=zero, env_steps=zero, skipped_updates=zero)
+
+
+def make_update(env: Env, config: Config, episode_length: int,
+                constrain: Callable[[Any], Any] | None = None):
+  """Returns the pure SHAC ``update(train_state, carry) -> (train_state, carry, metrics)``."""
+  spec = policy_spec(env, config)
+  actor_opt, critic_opt = _optimizers(config)
+  value_fn = lambda params, norm, obs: networks.value_apply(
+      config.critic_hidden_sizes, params, norm, obs)
+
+  def update(ts: TrainState, carry: rollout_lib.EnvCarry):
+    key, rollout_key, critic_key = jax.random.split(ts.key, 3)
+
+    # rollout + actor loss
+    def loss_fn(policy_params):
+      def policy(obs, k):
+        return networks.policy_apply(spec, policy_params, ts.normalizer, obs, k, False)
+      new_carry, tr = rollout_lib.rollout(env, policy, carry, rollout_key,
+                                          config.horizon, episode_length, constrain)
+      next_values = value_fn(ts.target_value, ts.normalizer, tr.next_obs)
+      loss = losses.actor_loss(tr.reward, next_values, tr.terminated,
+                               tr.truncated, config.gamma)
+      return loss, (new_carry, jax.lax.stop_gradient((tr, next_values)))
+
+    (actor_loss, (carry, (tr, next_values))), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts.policy)
+
+    # actor update
+    policy, policy_opt_state, grad_norm, actor_skipped = optim.safe_update(
+        actor_opt, grads, ts.policy_opt_state, ts.policy, actor_loss)
+
+    # critic update
+    targets = losses.td_lambda_targets(tr.reward, next_values, tr.terminated,
+                                       tr.truncated, config.gamma, config.lam)
+    n = config.horizon * config.num_envs
+    obs = tr.obs.reshape(n, -1)
+    targets = targets.reshape(n)
+
+    def critic_step(state, batch):
+      value, opt_state, skipped = state
+      b_obs, b_targets = batch
+      def closs(p):
+        return losses.critic_loss(value_fn(p, ts.normalizer, b_obs), b_targets)
+      loss, g = jax.value_and_grad(closs)(value)
+      value, opt_state, gnorm, sk = optim.safe_update(critic_opt, g, opt_state, value, loss)
+      return (value, opt_state, skipped + sk), (loss, gnorm)
+
+    def critic_epoch(state, k):
+      perm = jax.random.permutation(k, n)
+      shape = (config.critic_minibatches, config.critic_minibatch_size)
+      batches = (obs[perm].reshape(shape + obs.shape[1:]), targets[perm].reshape(shape))
+      return jax.lax.scan(critic_step, state, batches)
+
+    (value, value_opt_state, critic_skipped), (critic_losses, critic_norms) = jax.lax.scan(
+        critic_epoch, (ts.value, ts.value_opt_state, jnp.zeros((), jnp.int32)),
+        jax.random.split(critic_key, config.critic_epochs))
+
+    # target critic
+    target_value = jax.tree.map(lambda t, v: (1.0 - config.tau) * t + config.tau * v,
+                                ts.target_value, value)
+
+    # normaliser
+    norm = ts.normalizer
+    if config.normalize_observations:
+      norm = normalizer_lib.update(norm, tr.obs)
+
+    skipped = ts.skipped_updates + actor_skipped + critic_skipped
+    new_ts = TrainState(
+        policy=policy, value=value, target_value=target_value,
+        policy_opt_state=policy_opt_state, value_opt_state=value_opt_state,
+        normalizer=norm, key=key, iteration=ts.iteration + 1,
+        env_steps=ts.env_steps + config.steps_per_update, skipped_updates=skipped)
+    done = tr.done
+    metrics = {
+        "train/actor_loss": actor_loss,
+        "train/critic_loss": critic_losses[-1].mean(),
+        "train/grad_norm": grad_norm,
+        "train/critic_grad_norm": critic_norms.mean(),
+        "train/skipped_updates": skipped,
+        "train/value": jnp.mean(next_values),
+        "train/reward_per_step": jnp.mean(tr.reward),
+        "train/episode_return_estimate": jnp.mean(tr.reward) * episode_length,
+        "train/policy_std": jnp.mean(jnp.exp(policy["params"]["log_std"])),
+        "_episode_return_sum": jnp.sum(tr.episode_return),
+        "_episodes_finished": jnp.sum(done),
+    }
+    for name, value_ in tr.metrics.items():
+      metrics[f"reward/{name}" if not name.startswith(("reward/", "train/")) else name] = jnp.mean(value_)
+    return new_ts, carry, metrics
+
+  return update
+
+
+def make_policy(policy_params: PolicyParams, deterministic: bool = True
+                ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+  """See :func:`agents.networks.make_policy`."""
+  return networks.make_policy(policy_params, deterministic)
+
+
+def policy_params(env: Env, config: Config, ts: TrainState) -> PolicyParams:
+  """The self-describing :class:`PolicyParams` of a train state."""
+  return PolicyParams(network=ts.policy, normalizer=ts.normalizer,
+                      spec=policy_spec(env, config))
+
+
+def train(env: Env, config: Config, key: jax.Array,
+          progress_fn: Callable[[int, dict[str, float]], None] | None = None, *,
+          checkpoint_fn: Callable[[TrainState], None] | None = None,
+          checkpoint_every: int = 0,
+          initial_state: TrainState | None = None,
+          ) -> tuple[PolicyParams, dict[str, float]]:
+  """Trains a policy with SHAC.
+
+  Args:
+    env: unbatched Brax env built with ``envs.make(name, differentiable=True)``.
+    config: :class:`Config`.
+    key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+    progress_fn: ``progress_fn(env_steps, metrics)`` after the first (compiling)
+      update and then every ``config.log_every`` updates. Metrics:
+      ``train/episode_return`` (mean return of episodes finished in the
+      logging window; repeats the last value when none finished, NaN before
+      the first), ``train/episode_return_estimate`` (mean reward per step x
+      episode_length), ``train/actor_loss``, ``train/critic_loss``,
+      ``train/grad_norm``, ``train/critic_grad_norm``,
+      ``train/skipped_updates`` (cumulative), ``train/sps``,
+      ``train/update_s``, ``train/value``, ``train/policy_std``,
+      ``train/env_steps``, ``train/iteration``, ``reward/<term>``, and on the
+      first call only ``train/compile_s``.
+    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
+      updates and once at the end.
+    checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
+    initial_state: a :class:`TrainState` to resume from (envs are reset fresh).
+
+  Returns:
+    ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
+    :func:`make_policy` / ``agents.checkpoint.save_policy``, and the last
+    logged metrics.
+
+  Raises:
+    ValueError: env not differentiable (build it with
+      ``envs.make(name, differentiable=True)``), or ``num_envs`` not a
+      multiple of the device count.
+    TypeError: not a Brax env, or a ``config`` of the wrong type.
+  """
+  if not isinstance(config, Config):
+    raise TypeError(f"config must be agents.shac.Config, got {type(config).__name__}")
+  rollout_lib.check_env(env, "SHAC")
+  mesh = loop.make_mesh(config.num_envs)
+  episode_length = loop.resolve_episode_length(env, config.episode_length)
+  ts = initial_state if initial_state is not None else init(env, config, key)
+  reset_key = jax.random.fold_in(loop.raw_key(key), int(jax.device_get(ts.iteration)))
+  carry = rollout_lib.reset(env, reset_key, config.num_envs)
+  update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
+  ts, metrics = loop.run(update, ts, carry, mesh=mesh, num_updates=config.num_updates,
+                         steps_per_update=config.steps_per_update,
+                         log_every=config.log_every, progress_fn=progress_fn,
+                         checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every)
+  return policy_params(env, config, ts), metrics

@@ -1,0 +1,65 @@
+"""A tiny pure-JAX differentiable Brax env for fast agent tests.
+
+Torque-limited pendulum swing-up (semi-implicit Euler), obs
+``[cos, sin, omega]``, reward ``((1 + cos theta) / 2)^2`` in [0, 1].
+Options make it terminate early or produce NaN gradients on demand.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+
+
+class ToyPendulum(Env):
+  """Pure-JAX pendulum; ``differentiable`` is just an attribute here."""
+
+  def __init__(self, differentiable: bool = True, episode_length: int = 200,
+               terminate_below: float | None = None, nan_grad: bool = False,
+               dt: float = 0.05, max_torque: float = 2.0):
+    self.differentiable = differentiable
+    self.episode_length = episode_length
+    self.terminate_below = terminate_below
+    self.nan_grad = nan_grad
+    self.dt = dt
+    self.max_torque = max_torque
+
+  @property
+  def observation_size(self) -> int:
+    return 3
+
+  @property
+  def action_size(self) -> int:
+    return 1
+
+  @property
+  def backend(self) -> str:
+    return "jax"
+
+  def _obs(self, q):
+    return jnp.stack([jnp.cos(q[0]), jnp.sin(q[0]), q[1]])
+
+  def reset(self, rng: jax.Array) -> State:
+    th = jax.random.uniform(rng, (), minval=-jnp.pi, maxval=jnp.pi)
+    q = jnp.stack([th, 0.0])
+    zero = jnp.zeros(())
+    return State(pipeline_state=q, obs=self._obs(q), reward=zero, done=zero,
+                 metrics={"reward/upright": zero}, info={})
+
+  def step(self, state: State, action: jax.Array) -> State:
+    q = state.pipeline_state
+    u = self.max_torque * jnp.clip(action[0], -1.0, 1.0)
+    omega = q[1] + self.dt * (-9.81 * jnp.sin(q[0]) + u - 0.1 * q[1])
+    th = q[0] + self.dt * omega
+    q = jnp.stack([th, omega])
+    upright = jnp.square(0.5 * (1.0 + jnp.cos(th)))
+    reward = upright
+    if self.nan_grad:
+      # finite value, infinite gradient: d/du sqrt(u - u) at 0
+      reward = reward + jnp.sqrt(jnp.abs(u) - jnp.abs(u))
+    done = jnp.zeros(())
+    if self.terminate_below is not None:
+      done = (upright < self.terminate_below).astype(jnp.float32)
+    return state.replace(pipeline_state=q, obs=self._obs(q), reward=reward, done=done,
+                         metrics={"reward/upright": upright})
