@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Evaluate a trained run: ``python evaluate.py RUN_DIR [--episodes N]``.
+
+Runs the run's final policy deterministically, prints the return mean ± std
+and writes eval.json and video.mp4 into RUN_DIR. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Chosen before anything imports mujoco (see trainlib/headless.py).
+from trainlib import headless
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not ({"-h", "--help", "--no-video"} & set(argv)):
+    headless.configure()
+
+  from configs import ConfigError  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, evaluation, run  # pylint: disable=import-outside-toplevel
+
+  args = cli.parse_evaluate_args(argv)
+  cli.import_envs_quietly()
+  try:
+    if args.video:
+      headless.configure().require()
+    run.enable_compilation_cache()
+    result = evaluation.evaluate_run(args.run_dir, episodes=args.episodes,
+                                     video=args.video, seed=args.seed)
+  except (ConfigError, FileNotFoundError,
+          headless.RenderingUnavailableError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} "
+        f"({result['episodes']} episodes)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,190 @@
+"""Presets, config validation and the generated train.py command line.
+
+No JAX compilation happens here: these tests only build dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+import configs
+from configs import ConfigError, PPOConfig, RunConfig
+from trainlib import cli
+from trainlib.render import RenderConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+envs = cli.import_envs_quietly()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+  path = tmp_path / "preset.yaml"
+  path.write_text(text)
+  return path
+
+
+def _load_script(name: str):
+  spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("env_name", envs.names())
+def test_every_env_has_a_valid_preset_for_every_agent(env_name):
+  preset = configs.load_preset(env_name)
+  assert preset.default_agent in ("shac", "apg")
+  for agent in configs.AGENTS:
+    r = configs.resolve(env_name, agent)
+    assert isinstance(r.agent_config, configs.agent_config_class(agent))
+    assert isinstance(r.env_config, type(envs.default_config(env_name)))
+    assert isinstance(r.render, RenderConfig)
+    assert r.agent_config.num_timesteps > 0
+
+
+def test_preset_values_override_dataclass_defaults(tmp_path):
+  path = _write(tmp_path, """
+default_agent: apg
+env: {episode_length: 200}
+render: {width: 160, track: fixed}
+apg: {num_timesteps: 4096, learning_rate: 3e-4, hidden_sizes: [16, 8], seed: 7}
+""")
+  r = configs.resolve("pendulum_swingup", path=path)
+  assert r.agent == "apg"
+  assert r.env_config.episode_length == 200
+  assert r.render.width == 160 and r.render.track == "fixed"
+  # "3e-4" is a string in YAML 1.1; it is accepted for a float field.
+  assert r.agent_config.learning_rate == pytest.approx(3e-4)
+  assert r.agent_config.hidden_sizes == (16, 8)
+  assert r.agent_config.num_timesteps == 4096
+  assert r.run.seed == 7
+
+
+def test_unknown_agent_key_names_the_valid_keys(tmp_path):
+  path = _write(tmp_path, "default_agent: shac\nshac: {actor_lr: 0.1}\n")
+  with pytest.raises(ConfigError) as e:
+    configs.resolve("pendulum_swingup", path=path)
+  msg = str(e.value)
+  assert "actor_lr" in msg and "preset.yaml:shac" in msg
+  assert "did you mean 'actor_learning_rate'" in msg
+  # lists both the agent's fields and the run's fields
+  assert "critic_learning_rate" in msg and "checkpoint_every" in msg
+
+
+def test_unknown_env_key_and_render_key_are_errors(tmp_path):
+  path = _write(tmp_path, "default_agent: shac\nenv: {episode_lenght: 5}\n")
+  with pytest.raises(ConfigError, match="episode_length"):
+    configs.resolve("pendulum_swingup", path=path)
+  path = _write(tmp_path, "default_agent: shac\nrender: {colour: red}\n")
+  with pytest.raises(ConfigError, match="Valid keys for RenderConfig: .*width"):
+    configs.resolve("pendulum_swingup", path=path)
+
+
+def test_unknown_top_level_key_and_default_agent(tmp_path):
+  path = _write(tmp_path, "default_agent: shac\nsac: {}\n")
+  with pytest.raises(ConfigError, match="unknown key.*sac.*Valid keys for the top level"):
+    configs.resolve("pendulum_swingup", path=path)
+  path = _write(tmp_path, "default_agent: shacc\n")
+  with pytest.raises(ConfigError, match="Did you mean 'shac'"):
+    configs.load_preset("pendulum_swingup", path)
+
+
+@pytest.mark.parametrize("section, value, expected", [
+    ("shac: {num_envs: 2.5}", "num_envs", "expected int"),
+    ("shac: {normalize_observations: 'yes'}", "normalize_observations",
+     "expected bool"),
+    ("shac: {adam_betas: [0.9]}", "adam_betas", "expected 2 items"),
+    ("shac: {gamma: fast}", "gamma", "expected float"),
+    ("shac: {gamma: 1.5}", "gamma", "gamma must be in"),
+    ("render: {track: sideways}", "track", "expected one of"),
+])
+def test_bad_values_name_the_field_and_the_expected_type(tmp_path, section,
+                                                         value, expected):
+  path = _write(tmp_path, f"default_agent: shac\n{section}\n")
+  with pytest.raises(ConfigError) as e:
+    configs.resolve("pendulum_swingup", path=path)
+  assert value in str(e.value) and expected in str(e.value)
+
+
+def test_unknown_env_and_agent_suggest_close_names():
+  with pytest.raises(ConfigError, match="Did you mean 'cartpole_swingup'"):
+    configs.check_env_name("cartpole_swingp")
+  with pytest.raises(ConfigError, match="Did you mean 'apg'"):
+    configs.agent_config_class("apgg")
+
+
+def test_run_config_and_ppo_config_checks():
+  with pytest.raises(ConfigError, match="eval_episodes"):
+    RunConfig(eval_episodes=0)
+  with pytest.raises(ConfigError, match="multiple of num_envs"):
+    PPOConfig(num_envs=48, batch_size=10, num_minibatches=1)
+
+
+def test_cli_overrides_every_kind_of_field():
+  req = cli.parse_train_args([
+      "pendulum_swingup", "--agent", "apg", "--num-timesteps", "4096",
+      "--seed", "3", "--hidden-sizes", "8", "8", "--env.episode-length",
+      "100", "--render.width", "64", "--no-video", "--run-dir", "/tmp/x"])
+  r = req.resolved
+  assert r.agent == "apg" and r.env_name == "pendulum_swingup"
+  assert r.agent_config.num_timesteps == 4096
+  assert r.agent_config.hidden_sizes == (8, 8)
+  assert r.run.seed == 3 and r.run.video is False
+  assert r.env_config.episode_length == 100
+  assert r.render.width == 64
+  assert str(req.run_dir) == "/tmp/x"
+
+
+def test_cli_defaults_come_from_the_preset():
+  req = cli.parse_train_args(["cartpole_swingup"])
+  preset = configs.resolve("cartpole_swingup")
+  assert req.resolved == preset
+  assert req.resolved.agent == configs.load_preset("cartpole_swingup").default_agent
+
+
+@pytest.mark.parametrize("agent", configs.AGENTS)
+def test_help_lists_every_config_field_with_its_default(agent, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.parse_train_args(["hopper", "--agent", agent, "--help"])
+  assert e.value.code == 0
+  out = capsys.readouterr().out
+  r = configs.resolve("hopper", agent)
+  groups = [(r.run, ""), (r.agent_config, ""), (r.env_config, "env."),
+            (r.render, "render.")]
+  for config, prefix in groups:
+    for f in dataclasses.fields(config):
+      flag = "--" + prefix + f.name.replace("_", "-")
+      assert flag in out, f"{flag} missing from --help"
+  for flag in ("--agent", "--run-dir", "--resume", "ENV"):
+    assert flag in out
+  assert out.count("(default:") >= sum(len(dataclasses.fields(c))
+                                       for c, _ in groups)
+
+
+def test_cli_errors(capsys):
+  with pytest.raises(ConfigError, match="missing ENV"):
+    cli.parse_train_args([])
+  with pytest.raises(ConfigError, match="Did you mean 'hopper'"):
+    cli.parse_train_args(["hoper"])
+  with pytest.raises(ConfigError, match="only --num-timesteps may change"):
+    cli.parse_train_args(["--resume", "runs/x", "--seed", "3"])
+  req = cli.parse_train_args(["--resume", "runs/x", "--num-timesteps", "1e6"])
+  assert req.resume == Path("runs/x") and req.num_timesteps == 1_000_000
+  with pytest.raises(SystemExit):  # tyro prints the bad flag and the choices
+    cli.parse_train_args(["hopper", "--num-envz", "3"])
+  assert "--num-envz" in capsys.readouterr().err
+
+
+def test_train_script_reports_bad_input_without_a_traceback(capsys):
+  train = _load_script("train")
+  assert train.main(["cartpole_swingp", "--no-video"]) == 2
+  err = capsys.readouterr().err
+  assert "Did you mean 'cartpole_swingup'" in err and "Traceback" not in err
+  with pytest.raises(SystemExit) as e:  # tyro reports the dataclass's check
+    train.main(["hopper", "--no-video", "--gamma", "7"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert "gamma must be in (0, 1], got 7.0" in err and "Traceback" not in err

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Train a policy on an MJX task: ``python train.py ENV [--agent shac|apg|ppo]``.
+
+Every config field is a flag (``python train.py ENV --help`` lists them with
+the preset's defaults). The run directory keeps the resolved config, orbax
+checkpoints, metrics.csv, TensorBoard events, learning_curve.png, the final
+policy, eval.json and video.mp4; ``--resume RUN_DIR`` continues a killed run.
+See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+# Chosen before anything imports mujoco (see trainlib/headless.py).
+from trainlib import headless
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not ({"-h", "--help", "--no-video"} & set(argv)):
+    headless.configure()
+
+  from configs import ConfigError  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, rundir, run  # pylint: disable=import-outside-toplevel
+
+  run_dir = None
+  try:
+    request = cli.parse_train_args(argv)
+    if request.resume is not None:
+      paths = rundir.RunPaths(request.resume)
+      resolved = rundir.read_config(paths.config)
+      if request.num_timesteps is not None:
+        resolved = dataclasses.replace(
+            resolved, agent_config=dataclasses.replace(
+                resolved.agent_config, num_timesteps=request.num_timesteps))
+      run_dir, resume = request.resume, True
+    else:
+      resolved, resume = request.resolved, False
+      run_dir = request.run_dir or rundir.new_run_dir(
+          Path("runs"), resolved.env_name, resolved.agent)
+      if (Path(run_dir) / "config.yaml").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run; continue it with "
+            f"`python train.py --resume {run_dir}` or pick another --run-dir")
+    if resolved.run.video:
+      headless.configure().require()
+    run.enable_compilation_cache()
+    run.train_run(resolved, Path(run_dir), resume=resume)
+  except (ConfigError, FileNotFoundError,
+          headless.RenderingUnavailableError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print(f"\ninterrupted; continue with `python train.py --resume "
+          f"{run_dir}`", file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

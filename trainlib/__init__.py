@@ -1,0 +1,1 @@
+"""Helpers behind train.py and evaluate.py: GL setup, rendering, run dirs."""

@@ -1,0 +1,254 @@
+"""The run directory: layout, resolved config, metrics log and learning curve.
+
+Layout of ``runs/<env>-<agent>-<timestamp>/``::
+
+    config.yaml           resolved config (env, agent, run, agent/env/render)
+    checkpoints/<step>/   orbax checkpoints (APG/SHAC: CheckpointManager;
+                          PPO: Brax's own orbax checkpoints), written atomically
+    metrics.csv           one row per progress report
+    tb/                   TensorBoard events
+    learning_curve.png    return vs env steps
+    policy.msgpack        final policy (APG/SHAC, agents.checkpoint format)
+    policy/<step>/        final policy (PPO, Brax's checkpoint format)
+    eval.json             {return_mean, return_std, episodes, video, ...}
+    video.mp4             first evaluation episode
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import configs
+from configs import ConfigError, Resolved
+
+__all__ = ["MetricsLog", "RunPaths", "new_run_dir", "read_config",
+           "write_config", "plot_learning_curve"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+  """Paths inside one run directory."""
+  root: Path
+
+  @property
+  def config(self) -> Path:
+    return self.root / "config.yaml"
+
+  @property
+  def checkpoints(self) -> Path:
+    return self.root / "checkpoints"
+
+  @property
+  def metrics(self) -> Path:
+    return self.root / "metrics.csv"
+
+  @property
+  def tensorboard(self) -> Path:
+    return self.root / "tb"
+
+  @property
+  def learning_curve(self) -> Path:
+    return self.root / "learning_curve.png"
+
+  @property
+  def policy_file(self) -> Path:
+    """Final APG/SHAC policy (agents.checkpoint.save_policy)."""
+    return self.root / "policy.msgpack"
+
+  @property
+  def policy_dir(self) -> Path:
+    """Final PPO policy (brax.training.agents.ppo.checkpoint)."""
+    return self.root / "policy"
+
+  @property
+  def eval(self) -> Path:
+    return self.root / "eval.json"
+
+  @property
+  def video(self) -> Path:
+    return self.root / "video.mp4"
+
+
+def new_run_dir(base: Path, env_name: str, agent: str) -> Path:
+  """``base/<env>-<agent>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  root = Path(base) / f"{env_name}-{agent}-{stamp}"
+  n = 1
+  while root.exists():
+    n += 1
+    root = Path(base) / f"{env_name}-{agent}-{stamp}-{n}"
+  return root
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
+def write_config(path: Path, resolved: Resolved) -> None:
+  """Writes the fully resolved config (every field, not just overrides)."""
+  data = {
+      "env_name": resolved.env_name,
+      "agent": resolved.agent,
+      "run": configs.to_dict(resolved.run),
+      resolved.agent: configs.to_dict(resolved.agent_config),
+      "env": configs.to_dict(resolved.env_config),
+      "render": configs.to_dict(resolved.render),
+  }
+  header = ("# Resolved config of this run (written by train.py). "
+            "`python train.py --resume <this dir>` reuses it.\n")
+  _atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
+
+
+def read_config(path: Path) -> Resolved:
+  """Reads a run's config.yaml back into validated dataclasses.
+
+  Raises:
+    ConfigError: missing file, unknown env/agent or invalid entries.
+  """
+  import envs  # pylint: disable=import-outside-toplevel
+  from trainlib.render import RenderConfig  # pylint: disable=import-outside-toplevel
+  path = Path(path)
+  if not path.exists():
+    raise ConfigError(f"{path} does not exist: is {path.parent} a run "
+                      f"directory written by train.py?")
+  data = yaml.safe_load(path.read_text()) or {}
+  agent = data.get("agent")
+  if agent not in configs.AGENTS:
+    raise ConfigError(f"{path}: agent must be one of {configs.AGENTS}, got "
+                      f"{agent!r}")
+  valid_top = {"env_name", "agent", "run", "env", "render", agent}
+  unknown = set(data) - valid_top
+  if unknown:
+    raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; valid: "
+                      f"{sorted(valid_top)}")
+  env_name = configs.check_env_name(data.get("env_name", ""))
+  where = str(path)
+  cls = configs.agent_config_class(agent)
+  return Resolved(
+      env_name=env_name, agent=agent,
+      run=configs.from_mapping(configs.RunConfig(), data.get("run"),
+                               f"{where}:run"),
+      agent_config=configs.from_mapping(cls(), data.get(agent),
+                                        f"{where}:{agent}"),
+      env_config=configs.from_mapping(envs.default_config(env_name),
+                                      data.get("env"), f"{where}:env"),
+      render=configs.from_mapping(RenderConfig(), data.get("render"),
+                                  f"{where}:render"))
+
+
+class MetricsLog:
+  """metrics.csv plus TensorBoard events, one row per progress report.
+
+  On resume (``resume_step`` given) rows after the checkpoint are dropped
+  from the CSV and purged from TensorBoard, so the log matches the restored
+  state.
+  """
+
+  def __init__(self, paths: RunPaths, resume_step: int | None = None):
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    self._paths = paths
+    self.rows: list[dict[str, Any]] = []
+    if resume_step is not None and paths.metrics.exists():
+      with paths.metrics.open(newline="") as f:
+        for row in csv.DictReader(f):
+          if float(row.get("env_steps") or 0) <= resume_step:
+            self.rows.append({k: _num(v) for k, v in row.items()})
+    self._t0 = time.time()
+    self._wall0 = float(self.rows[-1].get("wall_s", 0.0)) if self.rows else 0.0
+    self._tb = SummaryWriter(
+        str(paths.tensorboard),
+        purge_step=resume_step if resume_step is not None else None)
+
+  def log(self, env_steps: int, metrics: Mapping[str, float]) -> None:
+    """Appends one row and rewrites metrics.csv atomically."""
+    row: dict[str, Any] = {"env_steps": int(env_steps),
+                           "wall_s": round(self._wall0 + time.time() - self._t0,
+                                           3)}
+    for k, v in metrics.items():
+      try:
+        row[k] = float(v)
+      except (TypeError, ValueError):
+        continue
+      if math.isfinite(row[k]):
+        self._tb.add_scalar(k, row[k], int(env_steps))
+    self.rows.append(row)
+    self._tb.flush()
+    self._write_csv()
+
+  def _write_csv(self) -> None:
+    keys: list[str] = []
+    for row in self.rows:
+      keys.extend(k for k in row if k not in keys)
+    tmp = self._paths.metrics.with_name("metrics.csv.tmp")
+    with tmp.open("w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=keys)
+      writer.writeheader()
+      writer.writerows(self.rows)
+    os.replace(tmp, self._paths.metrics)
+
+  def close(self) -> None:
+    self._tb.close()
+
+
+def _num(v: str) -> Any:
+  try:
+    return float(v)
+  except (TypeError, ValueError):
+    return v
+
+
+RETURN_KEYS = ("train/episode_return", "eval/episode_return")
+# Plotted only when no episode finished yet (short runs).
+FALLBACK_KEYS = ("train/episode_return_estimate",)
+
+
+def plot_learning_curve(rows: list[Mapping[str, Any]], path: Path,
+                        title: str) -> Path | None:
+  """Plots episode return against env steps (Agg backend, atomic write).
+
+  Returns:
+    ``path``, or None when no row has a return to plot.
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+  plotted = False
+  def has(key):
+    return any(isinstance(r.get(key), float) and math.isfinite(r[key])
+               for r in rows)
+  keys = [k for k in RETURN_KEYS if has(k)] or [k for k in FALLBACK_KEYS
+                                                if has(k)]
+  for key in keys:
+    pts = [(float(r["env_steps"]), float(r[key])) for r in rows
+           if isinstance(r.get(key), float) and math.isfinite(r[key])]
+    if pts:
+      xs, ys = zip(*pts)
+      ax.plot(xs, ys, marker="." if len(pts) < 30 else None, label=key)
+      plotted = True
+  if not plotted:
+    plt.close(fig)
+    return None
+  ax.set_xlabel("env steps")
+  ax.set_ylabel("episode return")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  tmp = path.with_name(path.stem + ".tmp.png")
+  fig.savefig(tmp)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
