@@ -1,0 +1,102 @@
+"""API contract of the env suite: make, names, configs, modes, registry.
+
+No physics is compiled here except ``eval_shape``; these tests are fast.
+"""
+
+import dataclasses
+
+import brax.envs
+import jax
+import mujoco
+import pytest
+from brax.envs import base as brax_base
+
+import envs
+from envs import physics
+
+REQUIRED = {"pendulum_swingup", "cartpole_swingup", "cartpole_balance", "acrobot_swingup",
+            "reacher", "swimmer", "hopper", "half_cheetah", "ant", "humanoid"}
+
+OBS_SIZE = {"pendulum_swingup": 3, "cartpole_swingup": 5, "cartpole_balance": 5,
+            "acrobot_swingup": 6, "reacher": 6, "swimmer": 11, "hopper": 11,
+            "half_cheetah": 17, "ant": 27, "humanoid": 45}
+
+
+def test_names_cover_required_tasks():
+  assert REQUIRED <= set(envs.names())
+
+
+def test_unknown_name_suggests_closest():
+  with pytest.raises(ValueError, match="'hopper'") as err:
+    envs.make("hoper")
+  assert "Registered envs" in str(err.value)
+
+
+def test_unknown_config_key_lists_valid_keys():
+  with pytest.raises(ValueError, match="ctrl_cost_weight") as err:
+    envs.make("hopper", ctrl_cost=0.1)
+  assert "Valid keys" in str(err.value) and "n_frames" in str(err.value)
+
+
+def test_bad_config_value_is_a_clear_error():
+  with pytest.raises(ValueError, match="n_frames must be a positive integer"):
+    envs.make("pendulum_swingup", n_frames=0)
+
+
+def test_default_config_is_frozen_and_overrides_apply():
+  config = envs.default_config("hopper")
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    config.n_frames = 3  # type: ignore[misc]
+  env = envs.make("hopper", n_frames=3, ctrl_cost_weight=0.5)
+  assert env.config.n_frames == 3 and env.config.ctrl_cost_weight == 0.5
+  assert env.dt == pytest.approx(3 * config.timestep)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_modes_and_brax_interface(name):
+  env = envs.make(name)
+  denv = envs.make(name, differentiable=True)
+  config = env.config
+  # Brax interface
+  assert isinstance(env, brax_base.Env)
+  assert env.backend == "mjx"
+  assert env.observation_size == OBS_SIZE[name]
+  assert env.action_size == env.mj_model.nu
+  # mode settings on the host model
+  assert isinstance(env.mj_model, mujoco.MjModel)
+  assert env.mj_model.opt.iterations == config.iterations
+  assert env.mj_model.opt.ls_iterations == config.ls_iterations
+  assert env.mj_model.opt.tolerance > 0 and not physics.is_differentiable(env.sys)
+  assert denv.mj_model.opt.tolerance == 0.0
+  assert denv.mj_model.opt.iterations == config.diff_iterations
+  assert denv.mj_model.opt.ls_iterations == config.diff_ls_iterations
+  assert physics.is_differentiable(denv.sys)
+  if config.diff_contact_solref is not None:
+    assert (denv.mj_model.geom_solref == config.diff_contact_solref).all()
+  assert env.mj_model.opt.timestep == pytest.approx(config.timestep)
+
+
+def test_envs_are_immutable():
+  env = envs.make("pendulum_swingup")
+  with pytest.raises(AttributeError, match="immutable"):
+    env.differentiable = True
+  with pytest.raises(AttributeError, match="immutable"):
+    env.config = env.config
+
+
+def test_brax_registry_returns_project_envs():
+  for name in sorted(REQUIRED):
+    env = brax.envs.get_environment(name)
+    assert isinstance(env, envs.env_class(name)), name
+  denv = brax.envs.get_environment("hopper", differentiable=True, n_frames=1)
+  assert denv.differentiable and denv.config.n_frames == 1
+  with pytest.raises(ValueError, match="backend='mjx'"):
+    brax.envs.get_environment("hopper", backend="generalized")
+
+
+def test_reset_state_is_brax_state_with_reward_metrics():
+  env = envs.make("cartpole_swingup")
+  state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+  assert isinstance(state, brax_base.State)
+  assert set(state.metrics) == {"reward/upright", "reward/centered",
+                                "reward/small_control", "reward/small_velocity"}
