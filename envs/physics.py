@@ -48,6 +48,7 @@ import numpy as np
 from mujoco import mjx
 from mujoco.mjx._src import math as _mjx_math
 from mujoco.mjx._src import solver as _mjx_solver
+from mujoco.mjx._src import support as _mjx_support
 from mujoco.mjx._src import types as _mjx_types
 
 __all__ = [
@@ -174,6 +175,39 @@ def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
 # --------------------------------------------------------------------------
 
 
+def _line_search_step(m: mjx.Model, d: mjx.Data, ctx):
+  """One line-search move ``qacc += alpha * search`` with ``alpha`` held constant
+  under differentiation.
+
+  MJX's zoom line search runs forward on stop-gradient inputs, so its inner
+  scan is never linearised or transposed (that is most of the compile time
+  and backward cost of a naive scan). The step is then re-expressed as
+  ``x + alpha * search`` with a straight-through term, so values are exactly
+  MJX's and tangents flow through ``x`` and ``search`` but not ``alpha``. For
+  Newton this is exact at convergence: the last Newton step's derivative is
+  the implicit-function derivative of the solver's optimum.
+  """
+  sg = jax.lax.stop_gradient
+  moved = _mjx_solver._linesearch(sg(m), sg(d), sg(ctx))
+  search = sg(ctx.search)
+  # MJX applies qacc += improved * alpha * search; recover that scalar.
+  alpha = jnp.dot(moved.qacc - sg(ctx.qacc), search) / jnp.maximum(
+      jnp.dot(search, search), mujoco.mjMINVAL)
+  alpha = sg(alpha)
+
+  def straight_through(value, start, direction):
+    linear = start + alpha * direction
+    return value + (linear - sg(linear))
+
+  mv = _mjx_support.mul_m(m, d, ctx.search)
+  jv = d._impl.efc_J @ ctx.search
+  return ctx.replace(
+      qacc=straight_through(moved.qacc, ctx.qacc, ctx.search),
+      Ma=straight_through(moved.Ma, ctx.Ma, mv),
+      Jaref=straight_through(moved.Jaref, ctx.Jaref, jv),
+  )
+
+
 def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
   """Constraint solve with a fixed trip count of ``m.opt.iterations``.
 
@@ -200,7 +234,7 @@ def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     return (improvement < tolerance) | (gradient < tolerance)
 
   def iterate(ctx):
-    ctx = s._linesearch(m, d, ctx)
+    ctx = _line_search_step(m, d, ctx)
     grad_old, mgrad_old = ctx.grad, ctx.Mgrad
     ctx = s._update_constraint(m, d, ctx)
     ctx = s._update_gradient(m, d, ctx)
