@@ -164,7 +164,9 @@ class MetricsLog:
       with paths.metrics.open(newline="") as f:
         for row in csv.DictReader(f):
           if float(row.get("env_steps") or 0) <= resume_step:
-            self.rows.append({k: _num(v) for k, v in row.items()})
+            parsed = {k: _num(v) for k, v in row.items()}
+            parsed["env_steps"] = int(parsed["env_steps"])
+            self.rows.append(parsed)
     self._t0 = time.time()
     self._wall0 = float(self.rows[-1].get("wall_s", 0.0)) if self.rows else 0.0
     self._tb = SummaryWriter(
