@@ -1,7 +1,8 @@
 """Env steps per second for every task, both modes, forward and value_and_grad.
 
     python benchmarks/envs.py [--batch 64] [--steps 16] [--names hopper ant]
-                              [--out docs/benchmarks_envs.md]
+                              [--out table.md]
+    python benchmarks/envs.py --diff-settings   # how the diff_* settings were chosen
 
 For each task and mode it times, after compilation:
 
@@ -20,16 +21,25 @@ Compile times are reported too (they dominate short runs on CPU).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# `python benchmarks/envs.py` puts benchmarks/ first on sys.path, where this
+# file would shadow the `envs` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import envs
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import envs  # noqa: E402
+
+LOCOMOTION = ["hopper", "half_cheetah", "ant", "humanoid"]
 
 
 def _time(fn, *args, repeats: int) -> tuple[float, float]:
@@ -81,6 +91,110 @@ def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int)
   return row
 
 
+# --------------------------------------------------------------------------
+# How differentiable mode's per-task settings were chosen (MuJoCo C, no JAX)
+# --------------------------------------------------------------------------
+
+
+def _host_model(name: str, iterations: int, ls_iterations: int, tolerance: float,
+                solref: tuple[float, float] | None) -> tuple[mujoco.MjModel, int]:
+  config = envs.default_config(name)
+  m = mujoco.MjModel.from_xml_path(os.path.join(envs.base.ASSET_DIR,
+                                                envs.env_class(name).xml_file))
+  m.opt.timestep = config.timestep
+  if solref is not None:
+    m.geom_solref[:] = solref
+  m.opt.iterations, m.opt.ls_iterations, m.opt.tolerance = iterations, ls_iterations, tolerance
+  return m, config.n_frames
+
+
+def solver_sweep(name: str, solref=None, seed: int = 0) -> dict[tuple[int, int], float]:
+  """95th-percentile relative error of ``qacc`` with a fixed solver budget.
+
+  States come from random-action rollouts (only states with contacts). Each
+  is solved cold (no warm start: the worst case) with ``tolerance = 0`` and
+  ``(iterations, ls_iterations)``, against a converged reference solve.
+  """
+  rng = np.random.default_rng(seed)
+  ref, n_frames = _host_model(name, 200, 50, 1e-12, solref)
+  d = mujoco.MjData(ref)
+  states = []
+  for _ in range(4):
+    mujoco.mj_resetData(ref, d)
+    for t in range(150 * n_frames):
+      if t % n_frames == 0:
+        d.ctrl[:] = rng.uniform(-1, 1, ref.nu)
+      mujoco.mj_step(ref, d)
+      if t % 10 == 0 and d.ncon > 0:
+        states.append(mujoco.MjData(ref))
+        mujoco.mj_copyData(states[-1], ref, d)
+  out = {}
+  for it in (1, 2, 3, 4, 6, 8):
+    for ls in (2, 4, 8):
+      m, _ = _host_model(name, it, ls, 0.0, solref)
+      errs = []
+      for s in states:
+        d1, d2 = mujoco.MjData(ref), mujoco.MjData(m)
+        for dd, mm in ((d1, ref), (d2, m)):
+          mujoco.mj_copyData(dd, mm, s)
+          dd.qacc_warmstart[:] = 0
+          mujoco.mj_forward(mm, dd)
+        errs.append(np.linalg.norm(d2.qacc - d1.qacc) / (np.linalg.norm(d1.qacc) + 1e-9))
+      out[(it, ls)] = float(np.percentile(errs, 95))
+  return out
+
+
+def return_roughness(name: str, solref=None, horizon: int = 32, seeds: int = 6) -> float:
+  """Median std of finite-difference slopes of a ``horizon``-step forward-velocity
+  return along a random action direction (41 points in +-0.02): how rough the
+  landscape that gradients see is. Lower is smoother.
+  """
+  config = envs.default_config(name)
+  m, n_frames = _host_model(name, config.diff_iterations, config.diff_ls_iterations, 0.0, solref)
+  d = mujoco.MjData(m)
+  dt = m.opt.timestep * n_frames
+  stds = []
+  for seed in range(seeds):
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (horizon, m.nu))
+    direction = rng.normal(size=(horizon, m.nu))
+    direction /= np.linalg.norm(direction)
+
+    def ret(delta):
+      mujoco.mj_resetData(m, d)
+      for _ in range(20 * n_frames):  # settle onto the floor
+        mujoco.mj_step(m, d)
+      total = 0.0
+      for t in range(horizon):
+        d.ctrl[:] = np.clip(actions[t] + delta * direction[t], -1, 1)
+        x0 = d.qpos[0]
+        for _ in range(n_frames):
+          mujoco.mj_step(m, d)
+        total += (d.qpos[0] - x0) / dt
+      return total
+
+    deltas = np.linspace(-0.02, 0.02, 41)
+    returns = np.array([ret(x) for x in deltas])
+    stds.append(np.std(np.diff(returns) / np.diff(deltas)))
+  return float(np.median(stds))
+
+
+def diff_settings_report() -> str:
+  lines = ["95th-percentile relative qacc error, cold solve, tolerance 0 "
+           "(iterations/ls_iterations: error):", ""]
+  for name in LOCOMOTION:
+    for solref in (None, (0.04, 1.0)):
+      sweep = solver_sweep(name, solref)
+      cells = " ".join(f"{k[0]}/{k[1]}:{v:.0e}" for k, v in sweep.items())
+      lines.append(f"- {name} solref={solref or 'model'}: {cells}")
+  lines += ["", "Return roughness (std of FD slopes, lower is smoother):", ""]
+  for name in LOCOMOTION:
+    cells = ", ".join(f"solref={s or 'model'}: {return_roughness(name, s):.2f}"
+                      for s in (None, (0.04, 1.0)))
+    lines.append(f"- {name}: {cells}")
+  return "\n".join(lines) + "\n"
+
+
 def _fmt(x, spec="{:,.0f}"):
   return "n/a" if x is None else spec.format(x)
 
@@ -119,7 +233,12 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--modes", nargs="*", default=["default", "differentiable"],
                       choices=["default", "differentiable"])
   parser.add_argument("--out", default=None, help="write the markdown table here")
+  parser.add_argument("--diff-settings", action="store_true",
+                      help="print the measurements behind the diff_* settings and exit")
   args = parser.parse_args(argv)
+  if args.diff_settings:
+    print(diff_settings_report())
+    return
   names = args.names or envs.names()
   for n in names:
     envs.env_class(n)  # clear error on a typo before any compile
