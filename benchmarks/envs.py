@@ -195,6 +195,14 @@ def diff_settings_report() -> str:
   return "\n".join(lines) + "\n"
 
 
+def constraint_free(name: str) -> bool:
+  """True if the task's model can never create a constraint (no contacts,
+  joint limits or equalities): then both modes compile the same program."""
+  m = envs.make(name).mj_model
+  return bool(m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT
+              and not m.jnt_limited.any() and m.neq == 0)
+
+
 def _fmt(x, spec="{:,.0f}"):
   return "n/a" if x is None else spec.format(x)
 
@@ -204,7 +212,9 @@ def table(rows: list[dict], batch: int, steps: int) -> str:
       f"Env steps/s, B={batch}, {steps}-step jitted scans, median of repeats, "
       f"after compilation. Machine: {platform.machine()} CPU, "
       f"{jax.device_count()} JAX device(s) ({jax.devices()[0].platform}), "
-      f"jax {jax.__version__}.",
+      f"jax {jax.__version__}. Load average when written: "
+      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine "
+      f"inflates times).",
       "",
       "| task | mode | forward steps/s | value_and_grad steps/s | grad / forward | compile fwd / grad (s) |",
       "|---|---|---:|---:|---:|---:|",
@@ -233,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--modes", nargs="*", default=["default", "differentiable"],
                       choices=["default", "differentiable"])
   parser.add_argument("--out", default=None, help="write the markdown table here")
+  parser.add_argument("--skip-identical", action="store_true",
+                      help="measure constraint-free tasks in differentiable mode only")
   parser.add_argument("--diff-settings", action="store_true",
                       help="print the measurements behind the diff_* settings and exit")
   args = parser.parse_args(argv)
@@ -245,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
   rows = []
   for name in names:
     for mode in args.modes:
+      if (args.skip_identical and mode == "default" and "differentiable" in args.modes
+          and constraint_free(name)):
+        continue
       row = bench(name, mode == "differentiable", args.batch, args.steps, args.repeats)
       rows.append(row)
       print(row, flush=True)

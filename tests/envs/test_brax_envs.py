@@ -79,7 +79,7 @@ def test_termination_autoreset_and_mass_randomization_in_differentiable_mode():
   wrapped = brax_training.wrap(env, episode_length=1000,
                                randomization_fn=functools.partial(mass_scaling, rng=rng))
   # the same reset key for both envs: only the masses differ
-  state = wrapped.reset(jnp.stack([jax.random.PRNGKey(0)] * B))
+  state = jax.jit(wrapped.reset)(jnp.stack([jax.random.PRNGKey(0)] * B))
   actions = 0.5 * jnp.ones((steps, B, env.action_size))
 
   def rewards(actions):
