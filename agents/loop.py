@@ -12,6 +12,7 @@ the loss (hence of the gradients) itself.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Callable
@@ -105,10 +106,33 @@ def _aggregate(window: list[dict[str, Any]], last_return: float) -> dict[str, fl
   return out
 
 
-def run(update: Callable, train_state: Any, carry: rollout_lib.EnvCarry, *,
+# Compiled executables of recent runs, so that repeated train() calls with the
+# same env object and config (tests, sweeps over seeds) compile once.
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _cached(key: Any, build: Callable[[], Any]) -> Any:
+  try:
+    hash(key)
+  except TypeError:  # e.g. an env that defines __eq__ without __hash__
+    key = None
+  if key is None:
+    return build()
+  if key in _COMPILED:
+    _COMPILED.move_to_end(key)
+    return _COMPILED[key]
+  value = build()
+  _COMPILED[key] = value
+  while len(_COMPILED) > _CACHE_SIZE:
+    _COMPILED.popitem(last=False)
+  return value
+
+
+def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: int, *,
         mesh: Mesh, num_updates: int, steps_per_update: int, log_every: int,
         progress_fn: ProgressFn | None, checkpoint_fn: Callable[[Any], None] | None,
-        checkpoint_every: int) -> tuple[Any, dict[str, float]]:
+        checkpoint_every: int, cache_key: Any = None) -> tuple[Any, dict[str, float]]:
   """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
 
   Args:
@@ -118,8 +142,12 @@ def run(update: Callable, train_state: Any, carry: rollout_lib.EnvCarry, *,
       ``train/episode_return`` (the last value is repeated while no episode
       finishes; NaN before the first).
     train_state: must have ``iteration`` and ``env_steps`` fields.
-    carry: batched env state.
-    mesh: device mesh; ``train_state`` is replicated, ``carry`` sharded.
+    env: the unbatched env (reset here with one jitted ``vmap(env.reset)``,
+      which also refreshes ``EnvCarry.reset_state`` before every update).
+    key: base key of the env resets (reset keys are
+      ``fold_in(key, iteration)``, so runs are reproducible and resumable).
+    num_envs: env batch size.
+    mesh: device mesh; ``train_state`` is replicated, the env batch sharded.
     num_updates: total updates of the run.
     steps_per_update: env steps per update (``num_envs * horizon``).
     log_every: updates per ``progress_fn`` call (the first update is always
@@ -128,20 +156,34 @@ def run(update: Callable, train_state: Any, carry: rollout_lib.EnvCarry, *,
     checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
       updates (if > 0) and at the end.
     checkpoint_every: see above.
+    cache_key: hashable identity of ``update`` (e.g. agent name, env object,
+      config); runs with equal keys reuse the compiled update. None: no reuse.
 
   Returns:
     ``(train_state, metrics)`` with the last logged metrics.
   """
   replicated, batch = shardings(mesh)
   train_state = jax.device_put(train_state, replicated)
-  carry = jax.device_put(carry, batch)
-  jitted = jax.jit(update, in_shardings=(replicated, batch),
-                   out_shardings=(replicated, batch, replicated))
-  t0 = time.perf_counter()
-  compiled = jitted.lower(train_state, carry).compile()
-  compile_s = time.perf_counter() - t0
-
   start = int(jax.device_get(train_state.iteration))
+  key = raw_key(key)
+  t0 = time.perf_counter()
+  reset_fn = _cached(
+      None if cache_key is None else ("reset", env, num_envs, mesh),
+      lambda: jax.jit(lambda k: rollout_lib.reset_batch(env, k, num_envs),
+                      out_shardings=batch))
+  state = reset_fn(jax.random.fold_in(key, start))
+  carry = rollout_lib.EnvCarry(
+      state=state, steps=jax.device_put(jnp.zeros((num_envs,), jnp.int32), batch),
+      episode_return=jax.device_put(jnp.zeros((num_envs,), jnp.float32), batch),
+      reset_state=state)
+  avals = jax.tree.map(lambda x: (x.shape, str(x.dtype)), (train_state, carry))
+  avals = (jax.tree.structure(avals), tuple(jax.tree.leaves(avals)))
+  compiled = _cached(
+      None if cache_key is None else ("update", cache_key, mesh, avals),
+      lambda: jax.jit(update, in_shardings=(replicated, batch),
+                      out_shardings=(replicated, batch, replicated)
+                      ).lower(train_state, carry).compile())
+  compile_s = time.perf_counter() - t0
   window: list[dict[str, Any]] = []
   last_return = math.nan
   metrics: dict[str, float] = {}
@@ -149,6 +191,8 @@ def run(update: Callable, train_state: Any, carry: rollout_lib.EnvCarry, *,
   t_window = time.perf_counter()
   last_ckpt = -1
   for it in range(start, num_updates):
+    if it > start:
+      carry = carry.replace(reset_state=reset_fn(jax.random.fold_in(key, it)))
     train_state, carry, m = compiled(train_state, carry)
     window.append(m)
     if first or (it + 1) % max(log_every, 1) == 0 or it + 1 == num_updates:

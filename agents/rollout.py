@@ -9,14 +9,18 @@ auto-reset, returns) lives here, not in wrappers:
   a time-limit truncation reported in ``state.info['truncation']``.
 * ``truncated``: the episode hit ``episode_length`` steps (or the env reported
   ``info['truncation']``) without terminating.
-* On either, the env is replaced by a fresh reset state. Reset states are
-  ``stop_gradient``-ed and selected with ``jnp.where`` (whose VJP is a select,
-  never ``0 * inf``), so no gradient crosses an episode boundary.
+* On either, the env is replaced by its entry of ``EnvCarry.reset_state``, a
+  batch of fresh reset states. Reset states are ``stop_gradient``-ed and
+  selected with ``jnp.where`` (whose VJP is a select, never ``0 * inf``), so
+  no gradient crosses an episode boundary.
 * ``Transition.next_obs`` is the observation *before* the reset, so a critic
   can bootstrap truncated episodes from it.
 
-Reset states are drawn once per rollout call (one batch of ``B``) and reused
-for any env that finishes inside the window, which saves a reset per step.
+The reset batch is drawn *outside* the rollout (:func:`reset` /
+:func:`refresh`, one jitted ``vmap(env.reset)``), so the differentiable update
+does not compile a second copy of the env's reset/forward (on MJX that is a
+large share of compile time), and it is reused for any env that finishes
+inside a window. Training loops refresh it before every update.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ class EnvCarry:
     state: Brax ``State`` with a leading batch axis ``[B, ...]`` on every leaf.
     steps: ``[B]`` int32 steps taken in the current episode.
     episode_return: ``[B]`` undiscounted return of the current episode so far.
+    reset_state: Brax ``State`` ``[B, ...]`` that an env takes when its
+      episode ends.
   """
 
   state: State
   steps: jax.Array
   episode_return: jax.Array
+  reset_state: State
 
 
 @struct.dataclass
@@ -122,11 +129,25 @@ def check_env(env: Any, agent: str, require_differentiable: bool = True) -> None
                     f"observation_size is {env.observation_size!r}")
 
 
+def reset_batch(env: Env, key: jax.Array, num_envs: int) -> State:
+  """``vmap(env.reset)`` over ``num_envs`` keys split from ``key`` (no gradient)."""
+  return jax.lax.stop_gradient(jax.vmap(env.reset)(jax.random.split(key, num_envs)))
+
+
 def reset(env: Env, key: jax.Array, num_envs: int) -> EnvCarry:
-  """Resets ``num_envs`` copies of ``env``; returns a batched :class:`EnvCarry`."""
-  state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+  """Resets ``num_envs`` copies of ``env``; returns a batched :class:`EnvCarry`.
+
+  The initial states also serve as the first batch of reset states.
+  """
+  state = reset_batch(env, key, num_envs)
   return EnvCarry(state=state, steps=jnp.zeros((num_envs,), jnp.int32),
-                  episode_return=jnp.zeros((num_envs,), jnp.float32))
+                  episode_return=jnp.zeros((num_envs,), jnp.float32),
+                  reset_state=state)
+
+
+def refresh(env: Env, carry: EnvCarry, key: jax.Array) -> EnvCarry:
+  """Draws a new batch of reset states into ``carry.reset_state``."""
+  return carry.replace(reset_state=reset_batch(env, key, carry.steps.shape[0]))
 
 
 def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
@@ -148,7 +169,7 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     policy: ``policy(obs [B, obs_size], key) -> action [B, action_size]``;
       close over parameters to differentiate through the rollout.
     carry: batched env state from :func:`reset` or a previous rollout.
-    key: PRNG key (action noise and reset states).
+    key: PRNG key (action noise).
     horizon: ``T``, number of steps.
     episode_length: time limit after which episodes are truncated and reset.
     constrain: optional function applied to batched arrays to pin their
@@ -162,10 +183,7 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     ValueError: if the env's reset and step states have different structure.
   """
   constrain = constrain or (lambda x: x)
-  num_envs = carry.steps.shape[0]
-  reset_key, key = jax.random.split(key)
-  reset_state = jax.lax.stop_gradient(
-      jax.vmap(env.reset)(constrain(jax.random.split(reset_key, num_envs))))
+  reset_state = jax.lax.stop_gradient(carry.reset_state)
 
   def step(c: EnvCarry, step_key: jax.Array):
     state = c.state
@@ -201,7 +219,8 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     new_carry = EnvCarry(
         state=jax.tree.map(constrain, new_state),
         steps=jnp.where(is_done, 0, steps),
-        episode_return=jnp.where(is_done, 0.0, ep_ret))
+        episode_return=jnp.where(is_done, 0.0, ep_ret),
+        reset_state=c.reset_state)
     return new_carry, trans
 
   keys = jax.random.split(key, horizon)

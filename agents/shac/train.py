@@ -243,11 +243,11 @@ def train(env: Env, config: Config, key: jax.Array,
   mesh = loop.make_mesh(config.num_envs)
   episode_length = loop.resolve_episode_length(env, config.episode_length)
   ts = initial_state if initial_state is not None else init(env, config, key)
-  reset_key = jax.random.fold_in(loop.raw_key(key), int(jax.device_get(ts.iteration)))
-  carry = rollout_lib.reset(env, reset_key, config.num_envs)
   update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
-  ts, metrics = loop.run(update, ts, carry, mesh=mesh, num_updates=config.num_updates,
+  reset_key = jax.random.fold_in(loop.raw_key(key), 1)
+  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh, num_updates=config.num_updates,
                          steps_per_update=config.steps_per_update,
                          log_every=config.log_every, progress_fn=progress_fn,
-                         checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every)
+                         checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
+                         cache_key=("shac", env, config, episode_length))
   return policy_params(env, config, ts), metrics

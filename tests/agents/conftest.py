@@ -1,0 +1,6 @@
+"""Makes the toy env helper importable (tests run with --import-mode=importlib)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,105 @@
+"""Loss tests against hand-computed numbers and plain-Python loops."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agents.apg import losses as apg_losses
+from agents.shac import losses
+
+
+def _td_lambda_reference(r, v, term, trunc, gamma, lam):
+  """lam-weighted average of n-step returns, truncated at episode/window ends."""
+  T, B = r.shape
+  out = np.zeros((T, B))
+  for b in range(B):
+    for t in range(T):
+      end = t
+      while end < T - 1 and not (term[end, b] or trunc[end, b]):
+        end += 1
+      n_max = end - t + 1
+      g_n = []
+      for n in range(1, n_max + 1):
+        g = sum(gamma**k * r[t + k, b] for k in range(n))
+        last = t + n - 1
+        boot = 0.0 if term[last, b] else v[last, b]
+        g_n.append(g + gamma**n * boot)
+      value = sum((1 - lam) * lam**(n - 1) * g_n[n - 1] for n in range(1, n_max))
+      value += lam**(n_max - 1) * g_n[-1]
+      out[t, b] = value
+  return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.95, 1.0])
+def test_td_lambda_matches_python_loop(lam):
+  rng = np.random.default_rng(0)
+  T, B = 7, 5
+  r = rng.normal(size=(T, B))
+  v = rng.normal(size=(T, B)) * 3
+  term = np.zeros((T, B)); trunc = np.zeros((T, B))
+  term[2, 0] = 1; trunc[4, 1] = 1; term[0, 2] = 1; term[6, 3] = 1; trunc[3, 4] = 1; term[5, 4] = 1
+  got = losses.td_lambda_targets(jnp.asarray(r), jnp.asarray(v), jnp.asarray(term),
+                                 jnp.asarray(trunc), 0.9, lam)
+  want = _td_lambda_reference(r, v, term, trunc, 0.9, lam)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_td_lambda_hand_numbers():
+  # one env, no ends: T=2, gamma=0.5, lam=0.5
+  r = jnp.array([[1.0], [2.0]]); v = jnp.array([[4.0], [8.0]]); z = jnp.zeros((2, 1))
+  got = losses.td_lambda_targets(r, v, z, z, 0.5, 0.5)
+  g1 = 2 + 0.5 * 8                       # 6
+  g0 = 1 + 0.5 * (0.5 * 4 + 0.5 * g1)    # 1 + 0.5 * 5 = 3.5
+  np.testing.assert_allclose(np.asarray(got)[:, 0], [g0, g1], rtol=1e-6)
+
+
+R = jnp.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])   # [T=3, B=2]
+V = jnp.array([[10.0, 4.0], [20.0, 5.0], [30.0, 6.0]])
+Z = jnp.zeros((3, 2))
+END_AT_1 = jnp.array([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+
+
+def test_actor_loss_bootstrap_only():
+  # env0: 1 + .5*2 + .25*3 + .125*30 = 6.5; env1: 1 + .5 + .25 + .125*6 = 2.5
+  got = losses.actor_loss(R, V, Z, Z, 0.5)
+  np.testing.assert_allclose(float(got), -(6.5 + 2.5) / 6, rtol=1e-6)
+
+
+def test_actor_loss_termination_drops_value_and_restarts_discount():
+  # env1 terminates at t=1: (1 + .5*1 + .25*0) + (1 + .5*6) = 1.5 + 4 = 5.5
+  got = losses.actor_loss(R, V, END_AT_1, Z, 0.5)
+  np.testing.assert_allclose(float(got), -(6.5 + 5.5) / 6, rtol=1e-6)
+
+
+def test_actor_loss_truncation_bootstraps_pre_reset_value():
+  # env1 truncated at t=1: (1 + .5*1 + .25*5) + (1 + .5*6) = 2.75 + 4 = 6.75
+  got = losses.actor_loss(R, V, Z, END_AT_1, 0.5)
+  np.testing.assert_allclose(float(got), -(6.5 + 6.75) / 6, rtol=1e-6)
+
+
+def test_actor_loss_gradients_are_the_discounts():
+  g_r, g_v = jax.grad(losses.actor_loss, argnums=(0, 1))(R, V, END_AT_1, Z, 0.5)
+  np.testing.assert_allclose(np.asarray(g_r), -np.array([[1, 1], [0.5, 0.5], [0.25, 1]]) / 6,
+                             rtol=1e-6)
+  # env1: value at t=1 is dropped (terminated), value at t=2 bootstraps with 0.5
+  np.testing.assert_allclose(np.asarray(g_v), -np.array([[0, 0], [0, 0], [0.125, 0.5]]) / 6,
+                             rtol=1e-6)
+
+
+def test_actor_loss_ignores_nan_value_of_terminated_state():
+  v = V.at[1, 1].set(jnp.nan)
+  loss, g = jax.value_and_grad(losses.actor_loss, argnums=1)(R, v, END_AT_1, Z, 0.5)
+  assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(g)))
+
+
+def test_apg_loss_discounted_mean():
+  got = apg_losses.apg_loss(R, 0.5)
+  want = -np.mean(np.array([[1, 1], [1, 0.5], [0.75, 0.25]]))
+  np.testing.assert_allclose(float(got), want, rtol=1e-6)
+  np.testing.assert_allclose(float(apg_losses.apg_loss(R)), -np.mean(np.asarray(R)), rtol=1e-6)
+
+
+def test_critic_loss_mse():
+  np.testing.assert_allclose(float(losses.critic_loss(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0]))),
+                             2.5)

@@ -1,0 +1,138 @@
+"""Shared agent parts: normaliser, NaN-safe update, rollout resets, checkpoints."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from agents import checkpoint, networks, normalizer, optim, rollout
+from agents_toy_env import ToyPendulum
+
+
+def test_normalizer_matches_numpy():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(2.0, 3.0, size=(40, 3)), rng.normal(-1.0, 0.5, size=(4, 6, 3))
+  s = normalizer.update(normalizer.update(normalizer.init(3), jnp.asarray(a)), jnp.asarray(b))
+  allx = np.concatenate([a, b.reshape(-1, 3)])
+  np.testing.assert_allclose(np.asarray(s.mean), allx.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(s.var), allx.var(0), rtol=1e-4)
+  assert float(s.count) == 64
+  z = normalizer.normalize(s, jnp.asarray(allx))
+  np.testing.assert_allclose(np.asarray(z).mean(0), 0.0, atol=1e-4)
+
+
+def test_safe_update_skips_non_finite_gradients():
+  opt = optim.make_optimizer(0.1, 1.0, 10)
+  params = {"w": jnp.ones(3)}
+  state = opt.init(params)
+  for bad in (jnp.nan, jnp.inf):
+    p, s, _, skipped = optim.safe_update(opt, {"w": jnp.array([1.0, bad, 0.0])}, state, params)
+    assert int(skipped) == 1
+    np.testing.assert_array_equal(np.asarray(p["w"]), np.ones(3))
+    assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.all(x == y)), s, state))
+  p, s, gnorm, skipped = optim.safe_update(opt, {"w": jnp.array([3.0, 4.0, 0.0])}, state, params)
+  assert int(skipped) == 0 and float(gnorm) == pytest.approx(5.0)
+  assert not np.allclose(np.asarray(p["w"]), 1.0)
+
+
+def test_learning_rate_decays_linearly():
+  opt = optim.make_optimizer(1.0, 0.0, 4)
+  params = jnp.zeros(())
+  state = opt.init(params)
+  steps = []
+  for _ in range(5):
+    upd, state = opt.update(jnp.ones(()), state, params)
+    steps.append(-float(upd))
+  # adam's first normalised step is ~1 * lr, so the step sizes follow the schedule
+  np.testing.assert_allclose(steps[0], 1.0, rtol=1e-3)
+  assert steps[1] < steps[0] and steps[3] < steps[2] and steps[4] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rollout_cuts_gradients_at_resets():
+  env = ToyPendulum(episode_length=3)
+  carry = rollout.reset(env, jax.random.PRNGKey(0), 2)
+  policy = lambda obs, key: 0.5 * obs[..., 2:3]  # action depends on the state
+
+  def rewards(q0):
+    c = carry.replace(state=carry.state.replace(pipeline_state=q0))
+    _, tr = rollout.rollout(env, policy, c, jax.random.PRNGKey(1), 6, 3)
+    return tr.reward
+
+  q0 = carry.state.pipeline_state
+  jac = jax.jacrev(rewards)(q0)            # [T, B, B, 2]
+  jac = np.asarray(jac)
+  assert np.all(np.isfinite(jac))
+  assert np.abs(jac[:3]).sum() > 0         # first episode depends on the start
+  np.testing.assert_array_equal(jac[3:], 0.0)  # after the reset it does not
+  _, tr = rollout.rollout(env, policy, carry, jax.random.PRNGKey(1), 6, 3)
+  np.testing.assert_array_equal(np.asarray(tr.truncated)[:, 0], [0, 0, 1, 0, 0, 1])
+  np.testing.assert_array_equal(np.asarray(tr.terminated), 0)
+  # the return of each finished episode is reported at its last step
+  np.testing.assert_allclose(np.asarray(tr.episode_return)[2], np.asarray(tr.reward)[:3].sum(0),
+                             rtol=1e-6)
+
+
+def test_rollout_termination_and_pre_reset_obs():
+  env = ToyPendulum(episode_length=100, terminate_below=0.5)
+  carry = rollout.reset(env, jax.random.PRNGKey(3), 16)
+  _, tr = rollout.rollout(env, lambda o, k: jnp.zeros(o.shape[:-1] + (1,)), carry,
+                          jax.random.PRNGKey(0), 5, 100)
+  term = np.asarray(tr.terminated) > 0
+  assert term.any() and not np.asarray(tr.truncated).any()
+  # next_obs is the state that terminated (pre-reset): upright < 0.5 there
+  cos = np.asarray(tr.next_obs)[..., 0][term]
+  assert np.all(np.square(0.5 * (1 + cos)) < 0.5)
+
+
+def test_non_differentiable_env_is_rejected():
+  from agents import apg, shac
+  env = ToyPendulum(differentiable=False)
+  for mod in (apg, shac):
+    with pytest.raises(ValueError, match="differentiable=True"):
+      mod.train(env, mod.Config(num_timesteps=64, num_envs=2, horizon=4, critic_minibatches=1)
+                if mod is shac else mod.Config(num_timesteps=64, num_envs=2, horizon=4),
+                jax.random.PRNGKey(0))
+
+
+def test_default_mode_mjx_env_is_rejected():
+  import envs
+  from agents import shac
+  with pytest.raises(ValueError, match=r"envs.make\(name, differentiable=True\)"):
+    shac.train(envs.make("pendulum_swingup"), shac.Config(), jax.random.PRNGKey(0))
+
+
+def test_config_errors_name_the_field():
+  from agents import apg, shac
+  with pytest.raises(ValueError, match="gamma"):
+    shac.Config(gamma=1.5)
+  with pytest.raises(ValueError, match="critic_minibatches"):
+    shac.Config(num_envs=3, horizon=3, critic_minibatches=4)
+  with pytest.raises(ValueError, match="num_timesteps"):
+    apg.Config(num_timesteps=10)
+  c = shac.Config(num_timesteps=10_000, num_envs=8, horizon=16)
+  assert (c.steps_per_update, c.num_updates) == (128, 78)
+
+
+def test_policy_save_load_roundtrip(tmp_path):
+  spec = networks.PolicySpec(obs_size=3, action_size=2, hidden_sizes=(8, 8))
+  norm = normalizer.update(normalizer.init(3), jnp.arange(12.0).reshape(4, 3))
+  pp = networks.PolicyParams(networks.init_policy(spec, jax.random.PRNGKey(0)), norm, spec)
+  path = tmp_path / "sub" / "policy.msgpack"
+  checkpoint.save_policy(path, pp)
+  loaded = checkpoint.load_policy(path)
+  assert loaded.spec == spec
+  obs = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+  act = jax.jit(lambda p, o: networks.make_policy(p)(o, None))
+  a0, a1 = act(pp, obs), act(loaded, obs)
+  np.testing.assert_array_equal(np.asarray(a0), np.asarray(a1))
+  assert a0.shape == (5, 2) and np.all(np.abs(np.asarray(a0)) <= 1)
+  s0 = jax.jit(lambda p, o, k: networks.make_policy(p, False)(o, k))(loaded, obs, jax.random.PRNGKey(2))
+  assert not np.allclose(np.asarray(s0), np.asarray(a1))
+  with pytest.raises(ValueError, match="size 4"):
+    networks.make_policy(loaded)(jnp.zeros((4,)), None)
+  (tmp_path / "junk").write_bytes(b"not a policy")
+  with pytest.raises(ValueError, match="save_policy"):
+    checkpoint.load_policy(tmp_path / "junk")
+  with pytest.raises(FileNotFoundError):
+    checkpoint.load_policy(tmp_path / "missing")

@@ -1,0 +1,112 @@
+"""End-to-end behaviour of APG/SHAC on the pure-JAX toy env (fast compiles)."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from agents import apg, checkpoint, networks, shac
+from agents_toy_env import ToyPendulum
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL_SHAC = shac.Config(num_timesteps=3 * 8 * 8, num_envs=8, horizon=8, critic_epochs=2,
+                         critic_minibatches=2, actor_hidden_sizes=(16,),
+                         critic_hidden_sizes=(16,), log_every=1)
+SMALL_APG = apg.Config(num_timesteps=3 * 8 * 8, num_envs=8, horizon=8, hidden_sizes=(16,),
+                       log_every=1)
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+@pytest.fixture(scope="module")
+def shac_runs():
+  """Two SHAC runs with one seed and one with another, plus progress logs."""
+  env = ToyPendulum(episode_length=20)
+  logs = []
+  a = shac.train(env, SMALL_SHAC, jax.random.PRNGKey(0),
+                 progress_fn=lambda s, m: logs.append((s, m)))
+  b = shac.train(env, SMALL_SHAC, jax.random.PRNGKey(0))
+  c = shac.train(env, SMALL_SHAC, jax.random.PRNGKey(1))
+  return a, b, c, logs
+
+
+def test_same_seed_same_parameters(shac_runs):
+  (pa, ma), (pb, mb), (pc, _), _ = shac_runs
+  for x, y in zip(_leaves(pa), _leaves(pb)):
+    np.testing.assert_array_equal(x, y)
+  assert ma["train/actor_loss"] == mb["train/actor_loss"]
+  assert any(not np.array_equal(x, y) for x, y in zip(_leaves(pa), _leaves(pc)))
+
+
+def test_progress_metrics(shac_runs):
+  *_, logs = shac_runs
+  assert [s for s, _ in logs] == [64, 128, 192]
+  assert "train/compile_s" in logs[0][1]
+  assert all("train/compile_s" not in m for _, m in logs[1:])
+  for key in ("train/episode_return", "train/actor_loss", "train/critic_loss",
+              "train/grad_norm", "train/skipped_updates", "train/sps", "reward/upright"):
+    assert key in logs[-1][1], key
+  assert logs[-1][1]["train/skipped_updates"] == 0
+  assert all(np.isfinite(m["train/actor_loss"]) for _, m in logs)
+
+
+def test_nan_gradients_are_skipped_and_counted():
+  env = ToyPendulum(nan_grad=True)
+  init = apg.init(env, SMALL_APG, jax.random.PRNGKey(0))
+  pp, metrics = apg.train(env, SMALL_APG, jax.random.PRNGKey(0))
+  assert metrics["train/skipped_updates"] == SMALL_APG.num_updates
+  for x, y in zip(_leaves(pp.network), _leaves(init.policy)):
+    assert np.all(np.isfinite(x))
+    np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_and_resume(tmp_path):
+  env = ToyPendulum(episode_length=20)
+  config = apg.Config(num_timesteps=4 * 8 * 8, num_envs=8, horizon=8, hidden_sizes=(16,),
+                      log_every=2)
+  saved = []
+  apg.train(env, config, jax.random.PRNGKey(0), checkpoint_fn=saved.append,
+            checkpoint_every=2)
+  assert [int(s.iteration) for s in saved] == [2, 4]
+  # orbax round trip of a TrainState, restored into an init() target
+  import orbax.checkpoint as ocp
+  ckpt = ocp.StandardCheckpointer()
+  ckpt.save(tmp_path / "ts", saved[0])
+  ckpt.wait_until_finished()
+  target = apg.init(env, config, jax.random.PRNGKey(5))
+  restored = ckpt.restore(tmp_path / "ts", target)
+  for x, y in zip(_leaves(restored), _leaves(saved[0])):
+    np.testing.assert_array_equal(x, y)
+  logs = []
+  pp, _ = apg.train(env, config, jax.random.PRNGKey(0), initial_state=restored,
+                    progress_fn=lambda s, m: logs.append(s))
+  assert logs == [192, 256]
+  checkpoint.save_policy(tmp_path / "p.msgpack", pp)
+  action = networks.make_policy(checkpoint.load_policy(tmp_path / "p.msgpack"))(
+      np.zeros(3, np.float32), None)
+  assert action.shape == (1,)
+
+
+def test_two_devices_match_one_device(tmp_path):
+  """The env batch sharded over 2 host devices gives the 1-device result."""
+  script = os.path.join(HERE, "agents_shard_script.py")
+  procs = {}
+  for n in (1, 2):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+               JAX_PLATFORMS="cpu")
+    procs[n] = subprocess.Popen([sys.executable, script, str(tmp_path / f"{n}.npz")],
+                                env=env, stderr=subprocess.PIPE, text=True)
+  for n, p in procs.items():
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  one, two = np.load(tmp_path / "1.npz"), np.load(tmp_path / "2.npz")
+  assert int(one["devices"]) == 1 and int(two["devices"]) == 2
+  keys = [k for k in one.files if k.startswith("arr_")]
+  assert keys
+  for k in keys:
+    np.testing.assert_allclose(one[k], two[k], rtol=1e-4, atol=1e-5)
