@@ -11,11 +11,17 @@ See docs/training.md.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
+# Loading executables from JAX's persistent compilation cache makes XLA:CPU
+# log spurious "machine feature +prefer-no-gather" errors; hide XLA's C++ logs
+# unless the user asked for them (must be set before jaxlib loads).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 # Chosen before anything imports mujoco (see trainlib/headless.py).
-from trainlib import headless
+from trainlib import headless  # pylint: disable=wrong-import-position
 
 
 def main(argv: list[str] | None = None) -> int:

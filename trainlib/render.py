@@ -9,7 +9,8 @@ Camera: when the model's root body can translate (a free or slide joint on a
 child of the world body: cart, swimmer, hopper, cheetah, ant, humanoid) the
 camera is a ``mjCAMERA_TRACKING`` camera following that body's subtree centre
 of mass; otherwise (pendulum, acrobot, reacher) a free camera looks at the
-model's centre.
+model's centre. A tracked model without a floor (the cart-pole) gets tick
+marks every 0.5 m along x added to the scene, so its motion stays visible.
 """
 
 from __future__ import annotations
@@ -109,6 +110,29 @@ def make_camera(mj_model, config: RenderConfig):
   return cam
 
 
+def _has_floor(mj_model) -> bool:
+  import mujoco  # pylint: disable=import-outside-toplevel
+  return bool(np.any(mj_model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE))
+
+
+def _add_ground_marks(scene, z: float, x_center: float) -> None:
+  """Adds tick marks every 0.5 m along x (for floorless models with a
+  tracking camera, which would otherwise hide the robot's motion)."""
+  import mujoco  # pylint: disable=import-outside-toplevel
+  start = np.floor(x_center / 0.5) * 0.5
+  for x in start + 0.5 * np.arange(-12, 13):
+    if scene.ngeom >= scene.maxgeom:
+      return
+    major = abs(x - round(x)) < 1e-6
+    mujoco.mjv_initGeom(
+        scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_BOX,
+        np.array([0.01, 0.25 if major else 0.12, 0.01]),
+        np.array([x, 0.0, z]), np.eye(3).ravel(),
+        np.array([0.8, 0.8, 0.8, 1.0] if major else [0.5, 0.5, 0.5, 1.0],
+                 np.float32))
+    scene.ngeom += 1
+
+
 def _renderer(mj_model, width: int, height: int):
   """Creates a ``mujoco.Renderer`` or raises RenderingUnavailableError."""
   st = headless.status()
@@ -160,6 +184,11 @@ def render_trajectory(mj_model, qpos: np.ndarray, dt: float,
   rows = range(0, qpos.shape[0], stride)
   data = mujoco.MjData(mj_model)
   cam = make_camera(mj_model, config)
+  marks_z = None
+  if cam.type == mujoco.mjtCamera.mjCAMERA_TRACKING and not _has_floor(mj_model):
+    data.qpos[:] = qpos[0]
+    mujoco.mj_forward(mj_model, data)
+    marks_z = float(np.min(data.geom_xpos[:, 2])) - 0.15
   frames = np.empty((len(rows), config.height, config.width, 3), np.uint8)
   with _renderer(mj_model, config.width, config.height) as renderer:
     if not config.shadows:
@@ -171,6 +200,9 @@ def render_trajectory(mj_model, qpos: np.ndarray, dt: float,
         data.qvel[:] = qvel[t]
       mujoco.mj_forward(mj_model, data)
       renderer.update_scene(data, camera=cam)
+      if marks_z is not None:
+        _add_ground_marks(renderer.scene, marks_z,
+                          float(data.subtree_com[cam.trackbodyid, 0]))
       frames[i] = renderer.render()
   return frames, 1.0 / (stride * dt)
 
