@@ -153,6 +153,11 @@ def parse_train_args(argv: list[str] | None = None) -> TrainRequest:
   return TrainRequest(resolved=resolved, run_dir=args.run_dir)
 
 
+def _metavar(name: str):
+  import tyro  # pylint: disable=import-outside-toplevel
+  return tyro.conf.arg(metavar=name)
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluateArgs:
   """Evaluate a run's final policy: prints return mean ± std and writes
@@ -164,7 +169,7 @@ class EvaluateArgs:
     video: render video.mp4 of the first episode.
     seed: PRNG seed of the episodes' initial states.
   """
-  run_dir: Path
+  run_dir: Annotated[Path, _metavar("RUN_DIR")]
   episodes: int | None = None
   video: bool = True
   seed: int = 1_000_003

@@ -53,15 +53,7 @@ def load_policy_fn(paths: RunPaths, resolved: Resolved) -> PolicyFn:
     FileNotFoundError: the run has no final policy yet (training not done).
   """
   if resolved.agent == "ppo":
-    from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
-    steps = sorted(p for p in paths.policy_dir.glob("[0-9]*") if p.is_dir())
-    if not steps:
-      raise FileNotFoundError(
-          f"{paths.policy_dir} holds no policy: the run has not finished. "
-          f"Continue it with `python train.py --resume {paths.root}`.")
-    inference = ppo_checkpoint.load_policy(steps[-1], deterministic=True)
-    dummy = jax.random.PRNGKey(0)
-    return lambda obs, key: inference(obs, dummy)[0]
+    return _load_ppo_policy(paths, resolved)
   from agents import checkpoint  # pylint: disable=import-outside-toplevel
   from agents import networks  # pylint: disable=import-outside-toplevel
   if not paths.policy_file.exists():
@@ -70,6 +62,38 @@ def load_policy_fn(paths: RunPaths, resolved: Resolved) -> PolicyFn:
         f"Continue it with `python train.py --resume {paths.root}`.")
   params = checkpoint.load_policy(paths.policy_file)
   return networks.make_policy(params, deterministic=True)
+
+
+def _load_ppo_policy(paths: RunPaths, resolved: Resolved) -> PolicyFn:
+  """Rebuilds the Brax PPO policy from the run's config and saved params.
+
+  (Brax 0.14.2's ``ppo.checkpoint.load_policy`` fails on its own saved config
+  when ``mean_kernel_init_fn`` is None, so the network is rebuilt here from
+  ``configs.PPOConfig``.)
+  """
+  from brax.training.acme import running_statistics  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
+  steps = sorted((p for p in paths.policy_dir.glob("[0-9]*") if p.is_dir()),
+                 key=lambda p: int(p.name))
+  if not steps:
+    raise FileNotFoundError(
+        f"{paths.policy_dir} holds no policy: the run has not finished. "
+        f"Continue it with `python train.py --resume {paths.root}`.")
+  config: configs.PPOConfig = resolved.agent_config
+  env = make_env(resolved)
+  network = ppo_networks.make_ppo_networks(
+      env.observation_size, env.action_size,
+      preprocess_observations_fn=(running_statistics.normalize
+                                  if config.normalize_observations
+                                  else lambda x, y: x),
+      policy_hidden_layer_sizes=tuple(config.policy_hidden_layer_sizes),
+      value_hidden_layer_sizes=tuple(config.value_hidden_layer_sizes))
+  params = ppo_checkpoint.load(steps[-1])
+  inference = ppo_networks.make_inference_fn(network)(
+      tuple(params[:2]), deterministic=True)
+  dummy = jax.random.PRNGKey(0)
+  return lambda obs, key: inference(obs, dummy)[0]
 
 
 def rollout_episodes(env, policy: PolicyFn, key: jax.Array, episodes: int,
