@@ -6,8 +6,8 @@ fails for every model with ``opt.iterations > 1``. MuJoCo's way of saying "run
 exactly ``opt.iterations`` iterations" is ``opt.tolerance = 0``. This module
 honours it:
 
-* ``tolerance == 0`` and ``iterations > 1``: the solver runs as a ``lax.scan``
-  of exactly ``opt.iterations`` steps, which supports ``jax.grad``, ``vjp``,
+* ``tolerance == 0``: the solver runs as a ``lax.scan`` of exactly
+  ``opt.iterations`` steps, which supports ``jax.grad``, ``vjp``,
   ``jacrev``, ``jacfwd``, ``jit`` and ``vmap``. Its results equal
   ``mjx.step``'s.
 * anything else: MJX's own early-exit while loop runs, untouched.
@@ -158,13 +158,11 @@ def _tolerance(model: mjx.Model) -> float | None:
 
 
 def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
-  """True if ``step`` on this model supports reverse-mode differentiation.
+  """True if :func:`step` on this model runs the reverse-differentiable loop.
 
-  That holds when the solver runs at most one iteration, or when the
-  tolerance is 0 and known at trace time.
+  That is when ``opt.tolerance == 0`` and the tolerance is known at trace time
+  (a host ``MjModel``, a model from :func:`put_model`, or a concrete one).
   """
-  if model.opt.iterations <= 1:
-    return True
   if isinstance(model, mujoco.MjModel):
     return float(model.opt.tolerance) == 0.0
   return _tolerance(model) == 0.0
@@ -264,11 +262,16 @@ def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 
 
 def _solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-  """Solver dispatch, decided in Python at trace time."""
+  """Solver dispatch, decided in Python at trace time.
+
+  Tolerance 0 always takes the fixed-iteration loop, also for
+  ``iterations == 1``: MJX's single-iteration path differentiates through its
+  line search and gave NaN gradients on a ball resting on a plane.
+  """
+  tol = _tolerance(m)
+  if tol == 0.0:
+    return _fixed_iteration_solve(m, d)
   if m.opt.iterations > 1:
-    tol = _tolerance(m)
-    if tol == 0.0:
-      return _fixed_iteration_solve(m, d)
     if tol is None:
       warnings.warn(
           "envs.physics: model.opt.tolerance is a traced value, so the solver "
@@ -308,8 +311,7 @@ def _solver_installed() -> Iterator[None]:
 def step(model: mjx.Model, data: mjx.Data) -> mjx.Data:
   """Advances the simulation by one timestep, like ``mjx.step``.
 
-  When ``model.opt.tolerance == 0`` and ``opt.iterations > 1`` the constraint
-  solver runs exactly ``opt.iterations`` iterations in a loop that supports
+  When ``model.opt.tolerance == 0`` the constraint solver runs exactly ``opt.iterations`` iterations in a loop that supports
   reverse mode. Any other model runs MJX's early-exit loop unchanged.
 
   Args:
