@@ -291,7 +291,9 @@ class MjxEnv(brax_base.Env):
     terms = self._reward_terms(prev, data, action)
     reward = self._combine(terms).astype(jnp.float32)
     done = (self._terminated(data) | ~finite).astype(jnp.float32)
-    metrics = {f"reward/{k}": v.astype(jnp.float32) for k, v in terms.items()}
+    # copy, then update: wrappers (Brax's EvalWrapper) keep their own keys here
+    metrics = dict(state.metrics)
+    metrics.update({f"reward/{k}": v.astype(jnp.float32) for k, v in terms.items()})
     return state.replace(pipeline_state=data, obs=self._observe(data),
                          reward=reward, done=done, metrics=metrics,
                          info=dict(state.info))
