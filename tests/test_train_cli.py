@@ -134,7 +134,9 @@ def test_video_frames_show_a_moving_robot(run):
   ev = json.loads((run["dir"] / "eval.json").read_text())
   assert frames.shape[1:] == (48, 64, 3)
   assert len(frames) == ev["video_frames"] >= 2
-  assert frames.std(axis=(1, 2, 3)).min() > 5.0, "blank frame"
+  # a blank (uniform) frame has std 0; a thin pendulum at 64x48 gives ~5-10
+  assert frames.std(axis=(1, 2, 3)).min() > 1.0, "blank frame"
+  assert frames.max(axis=(1, 2, 3)).min() > 60, "nothing bright in a frame"
   assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).max() > 30
 
 

@@ -316,12 +316,19 @@ def _train_ppo(resolved: Resolved, paths: RunPaths, resume: bool,
     else:
       log("no checkpoint yet: starting from scratch")
   remaining = max(config.num_timesteps - done_steps, 0)
+  kwargs = _ppo_kwargs(config, length)
+  net_config = ppo_checkpoint.network_config(
+      observation_size=env.observation_size, action_size=env.action_size,
+      normalize_observations=config.normalize_observations,
+      network_factory=kwargs["network_factory"])
   metrics_log = MetricsLog(paths, resume_step=done_steps if resume else None)
   progress = Progress(config.num_timesteps, initial=done_steps,
                       desc=f"{resolved.env_name}/ppo")
   t_last = [time.perf_counter(), done_steps]
 
   def progress_fn(env_steps: int, metrics: Mapping[str, Any]) -> None:
+    if done_steps and not env_steps:
+      return  # the resumed run's initial eval repeats the checkpoint's row
     steps = done_steps + int(env_steps)
     m = _ppo_metrics(metrics)
     now = time.perf_counter()
@@ -335,14 +342,10 @@ def _train_ppo(resolved: Resolved, paths: RunPaths, resume: bool,
     del make_policy
     if step == 0:
       return
-    cfg = ppo_checkpoint.network_config(
-        observation_size=env.observation_size, action_size=env.action_size,
-        normalize_observations=config.normalize_observations,
-        network_factory=kwargs["network_factory"])
-    ppo_checkpoint.save(paths.checkpoints, done_steps + int(step), params, cfg)
+    ppo_checkpoint.save(paths.checkpoints, done_steps + int(step), params,
+                        net_config)
     _prune(paths.checkpoints, keep=2)
 
-  kwargs = _ppo_kwargs(config, length)
   try:
     _, params, _ = ppo.train(
         environment=env, num_timesteps=remaining, seed=resolved.run.seed,
@@ -352,11 +355,8 @@ def _train_ppo(resolved: Resolved, paths: RunPaths, resume: bool,
   finally:
     progress.close()
     metrics_log.close()
-  cfg = ppo_checkpoint.network_config(
-      observation_size=env.observation_size, action_size=env.action_size,
-      normalize_observations=config.normalize_observations,
-      network_factory=kwargs["network_factory"])
-  ppo_checkpoint.save(paths.policy_dir, config.num_timesteps, params, cfg)
+  ppo_checkpoint.save(paths.policy_dir, config.num_timesteps, params,
+                      net_config)
   plot_learning_curve(metrics_log.rows, paths.learning_curve,
                       f"{resolved.env_name} / ppo")
   return {"compile_s": progress.compile_s or math.nan,
