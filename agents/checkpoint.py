@@ -67,9 +67,11 @@ def load_policy(path: str | os.PathLike) -> PolicyParams:
     raise ValueError(f"{path!r} is not a policy saved by agents.checkpoint.save_policy "
                      f"(format {FORMAT})")
   s = tree["spec"]
+  hidden = s["hidden_sizes"]
+  if isinstance(hidden, dict):  # msgpack may hand lists back as {"0": ..}
+    hidden = [hidden[k] for k in sorted(hidden, key=int)]
   spec = PolicySpec(obs_size=int(s["obs_size"]), action_size=int(s["action_size"]),
-                    hidden_sizes=tuple(int(h) for h in s["hidden_sizes"].values())
-                    if isinstance(s["hidden_sizes"], dict) else tuple(int(h) for h in s["hidden_sizes"]),
+                    hidden_sizes=tuple(int(h) for h in hidden),
                     init_log_std=float(s["init_log_std"]))
   norm = tree["normalizer"]
   normalizer = NormalizerState(mean=jnp.asarray(norm["mean"]), var=jnp.asarray(norm["var"]),

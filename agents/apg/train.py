@@ -86,9 +86,11 @@ def make_update(env: Env, config: Config, episode_length: int,
                                      config.deterministic_rollout)
       new_carry, tr = rollout_lib.rollout(env, policy, carry, rollout_key,
                                           config.horizon, episode_length, constrain)
-      return losses.apg_loss(tr.reward, config.gamma), (new_carry, jax.lax.stop_gradient(tr))
+      loss = losses.apg_loss(tr.reward, config.gamma)
+      return loss, (new_carry, jax.lax.stop_gradient(tr))
 
-    (loss, (carry, tr)), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts.policy)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (carry, tr)), grads = grad_fn(ts.policy)
 
     # policy update
     policy, opt_state, grad_norm, skipped = optim.safe_update(
@@ -114,7 +116,8 @@ def make_update(env: Env, config: Config, episode_length: int,
         "_episodes_finished": jnp.sum(tr.done),
     }
     for name, value in tr.metrics.items():
-      metrics[f"reward/{name}" if not name.startswith(("reward/", "train/")) else name] = jnp.mean(value)
+      key_ = name if name.startswith(("reward/", "train/")) else f"reward/{name}"
+      metrics[key_] = jnp.mean(value)
     return new_ts, carry, metrics
 
   return update
@@ -177,7 +180,8 @@ def train(env: Env, config: Config, key: jax.Array,
   ts = initial_state if initial_state is not None else init(env, config, key)
   update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
   reset_key = jax.random.fold_in(loop.raw_key(key), 1)
-  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh, num_updates=config.num_updates,
+  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh,
+                         num_updates=config.num_updates,
                          steps_per_update=config.steps_per_update,
                          log_every=config.log_every, progress_fn=progress_fn,
                          checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,

@@ -118,7 +118,8 @@ def make_update(env: Env, config: Config, episode_length: int,
                                tr.truncated, config.gamma)
       return loss, (new_carry, jax.lax.stop_gradient((tr, next_values)))
 
-    (actor_loss, (carry, (tr, next_values))), grads = jax.value_and_grad(loss_fn, has_aux=True)(ts.policy)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (actor_loss, (carry, (tr, next_values))), grads = grad_fn(ts.policy)
 
     # actor update
     policy, policy_opt_state, grad_norm, actor_skipped = optim.safe_update(
@@ -180,7 +181,8 @@ def make_update(env: Env, config: Config, episode_length: int,
         "_episodes_finished": jnp.sum(done),
     }
     for name, value_ in tr.metrics.items():
-      metrics[f"reward/{name}" if not name.startswith(("reward/", "train/")) else name] = jnp.mean(value_)
+      key_ = name if name.startswith(("reward/", "train/")) else f"reward/{name}"
+      metrics[key_] = jnp.mean(value_)
     return new_ts, carry, metrics
 
   return update
@@ -245,7 +247,8 @@ def train(env: Env, config: Config, key: jax.Array,
   ts = initial_state if initial_state is not None else init(env, config, key)
   update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
   reset_key = jax.random.fold_in(loop.raw_key(key), 1)
-  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh, num_updates=config.num_updates,
+  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh,
+                         num_updates=config.num_updates,
                          steps_per_update=config.steps_per_update,
                          log_every=config.log_every, progress_fn=progress_fn,
                          checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,

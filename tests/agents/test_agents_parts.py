@@ -136,3 +136,23 @@ def test_policy_save_load_roundtrip(tmp_path):
     checkpoint.load_policy(tmp_path / "junk")
   with pytest.raises(FileNotFoundError):
     checkpoint.load_policy(tmp_path / "missing")
+
+
+def test_evaluate_counts_only_the_first_episode():
+  env = ToyPendulum(episode_length=50, terminate_below=0.05)
+  policy = lambda obs, key: jnp.zeros(obs.shape[:-1] + (1,))
+  out = jax.jit(lambda k: rollout.evaluate(env, policy, k, 8, 30))(jax.random.PRNGKey(0))
+  # reference: step each env by hand until its first done or 30 steps
+  keys = jax.random.split(jax.random.split(jax.random.PRNGKey(0))[0], 8)
+  returns, lengths = [], []
+  for k in keys:
+    s, ret, n = env.reset(k), 0.0, 0
+    for _ in range(30):
+      s = env.step(s, jnp.zeros(1))
+      ret, n = ret + float(s.reward), n + 1
+      if float(s.done):
+        break
+    returns.append(ret); lengths.append(n)
+  assert min(lengths) < 30  # some episodes terminated early
+  np.testing.assert_allclose(float(out["eval/episode_return"]), np.mean(returns), rtol=1e-4)
+  np.testing.assert_allclose(float(out["eval/episode_length"]), np.mean(lengths))
