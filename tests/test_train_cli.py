@@ -3,7 +3,8 @@
 One APG run (the cheaper agent to compile; the CLI code paths are the same
 for SHAC) on pendulum_swingup is killed (SIGKILL) after its second
 checkpoint, resumed with ``--resume``, finished, and then evaluated again with
-evaluate.py. All runs share one JAX compilation cache and use identical
+evaluate.py. All runs share one JAX compilation cache (the test session's)
+and use identical
 shapes and settings (the learning-rate schedule depends on num_timesteps and
 is compiled in), so only the first process compiles the update and only the
 resumed one compiles the evaluation.
@@ -48,11 +49,19 @@ def _finished_checkpoints(run_dir: Path) -> list[int]:
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
 
 
+def _cache_dir(tmp: Path) -> Path:
+  """The test session's persistent cache (see tests/conftest.py), so a warm
+  machine skips the compiles; a temporary one when that cache is off."""
+  cache = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE",
+                         str(Path("~/.cache/mjx-diffrl/jax-tests").expanduser()))
+  return Path(cache) if cache.strip() else tmp / "jax_cache"
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   """A run that was killed after 2 checkpoints, then resumed to the end."""
   tmp = tmp_path_factory.mktemp("train_cli")
-  run_dir, cache = tmp / "run", tmp / "jax_cache"
+  run_dir, cache = tmp / "run", _cache_dir(tmp)
   log1 = (tmp / "first.log").open("w")
   t0 = time.perf_counter()
   proc = subprocess.Popen(

@@ -236,25 +236,6 @@ def _train_diff(resolved: Resolved, paths: RunPaths, resume: bool,
 # --------------------------------------------------------------------------
 
 
-def _keep_metric_keys(env):
-  """Wraps ``env`` so ``step`` keeps every metric key the state came with.
-
-  Brax's evaluation wrapper adds ``metrics['reward']`` at reset and scans over
-  ``step``; an env whose ``step`` returns a fresh metrics dict (as
-  ``envs.base.MjxEnv`` does) changes the scan carry's structure and PPO fails
-  with "scan body function carry input and carry output must have the same
-  pytree structure".
-  """
-  from brax.envs.base import Wrapper  # pylint: disable=import-outside-toplevel
-
-  class KeepMetricKeys(Wrapper):
-    def step(self, state, action):
-      nstate = self.env.step(state, action)
-      return nstate.replace(metrics={**state.metrics, **nstate.metrics})
-
-  return KeepMetricKeys(env)
-
-
 def _ppo_kwargs(config: configs.PPOConfig, length: int) -> dict[str, Any]:
   import functools  # pylint: disable=import-outside-toplevel
   from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
@@ -301,7 +282,7 @@ def _train_ppo(resolved: Resolved, paths: RunPaths, resume: bool,
   from trainlib.evaluation import episode_length, make_env  # pylint: disable=import-outside-toplevel
 
   config: configs.PPOConfig = resolved.agent_config
-  env = _keep_metric_keys(make_env(resolved, differentiable=False))
+  env = make_env(resolved, differentiable=False)
   length = episode_length(resolved)
   paths.checkpoints.mkdir(parents=True, exist_ok=True)
   done_steps = 0
