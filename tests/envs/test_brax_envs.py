@@ -66,6 +66,7 @@ def test_apg_runs_on_a_differentiable_env():
   assert all(np.isfinite(np.asarray(x)).all() for x in leaves)
 
 
+@pytest.mark.slow
 def test_termination_autoreset_and_mass_randomization_in_differentiable_mode():
   """Brax's wrap() with a randomization_fn around a differentiable hopper that
   terminates on every step (termination_height above the torso).

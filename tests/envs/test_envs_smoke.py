@@ -21,6 +21,9 @@ T = 200      # smoke-test steps
 H = 32       # gradient horizon
 CONTROL = ["pendulum_swingup", "cartpole_swingup", "cartpole_balance",
            "acrobot_swingup", "reacher", "swimmer"]
+# contact-rich models compile for minutes on a 2-core CPU: marked slow (CI runs them)
+SLOW = {"hopper", "half_cheetah", "ant", "humanoid"}
+ALL = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in envs.names()]
 
 
 def _actions(env, key):
@@ -84,13 +87,13 @@ def _check_rollout(env, obs0, obs, reward, done):
     assert reward.min() >= 0.0 and reward.max() <= 1.0
 
 
-@pytest.mark.parametrize("name", envs.names())
+@pytest.mark.parametrize("name", ALL)
 def test_default_mode_smoke(name):
   env, _, _, _, (obs0, (obs, reward, done)) = _default_run(name)
   _check_rollout(env, obs0, obs, reward, done)
 
 
-@pytest.mark.parametrize("name", ["pendulum_swingup", "hopper"])
+@pytest.mark.parametrize("name", ["pendulum_swingup", pytest.param("hopper", marks=pytest.mark.slow)])
 def test_determinism(name):
   env, rollout, keys, actions, first = _default_run(name)
   again = jax.block_until_ready(rollout(keys, actions))
@@ -98,7 +101,7 @@ def test_determinism(name):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("name", envs.names())
+@pytest.mark.parametrize("name", ALL)
 def test_differentiable_mode_smoke_and_gradients(name):
   env, ((value, (obs0, obs, reward, done)), grad) = _diff_run(name)
   _check_rollout(env, obs0, obs, reward, done)
