@@ -12,6 +12,10 @@ honours it:
   ``mjx.step``'s.
 * anything else: MJX's own early-exit while loop runs, untouched.
 
+Derivatives of the solve are those of the solver's optimum (implicit function
+theorem, one Newton-Hessian solve per step) attached with ``jax.custom_jvp``;
+the iterations themselves are never unrolled by AD.
+
 The choice is made in Python at trace time, never with ``lax.cond`` (under
 ``jax.grad`` both branches of a ``cond`` are transposed, and the while-loop
 branch cannot be). For the choice to survive a model that is itself a traced
@@ -173,46 +177,14 @@ def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
 # --------------------------------------------------------------------------
 
 
-def _line_search_step(m: mjx.Model, d: mjx.Data, ctx):
-  """One line-search move ``qacc += alpha * search`` with ``alpha`` held constant
-  under differentiation.
-
-  MJX's zoom line search runs forward on stop-gradient inputs, so its inner
-  scan is never linearised or transposed (that is most of the compile time
-  and backward cost of a naive scan). The step is then re-expressed as
-  ``x + alpha * search`` with a straight-through term, so values are exactly
-  MJX's and tangents flow through ``x`` and ``search`` but not ``alpha``. For
-  Newton this is exact at convergence: the last Newton step's derivative is
-  the implicit-function derivative of the solver's optimum.
-  """
-  sg = jax.lax.stop_gradient
-  moved = _mjx_solver._linesearch(sg(m), sg(d), sg(ctx))
-  search = sg(ctx.search)
-  # MJX applies qacc += improved * alpha * search; recover that scalar.
-  alpha = jnp.dot(moved.qacc - sg(ctx.qacc), search) / jnp.maximum(
-      jnp.dot(search, search), mujoco.mjMINVAL)
-  alpha = sg(alpha)
-
-  def straight_through(value, start, direction):
-    linear = start + alpha * direction
-    return value + (linear - sg(linear))
-
-  mv = _mjx_support.mul_m(m, d, ctx.search)
-  jv = d._impl.efc_J @ ctx.search
-  return ctx.replace(
-      qacc=straight_through(moved.qacc, ctx.qacc, ctx.search),
-      Ma=straight_through(moved.Ma, ctx.Ma, mv),
-      Jaref=straight_through(moved.Jaref, ctx.Jaref, jv),
-  )
-
-
-def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
-  """Constraint solve with a fixed trip count of ``m.opt.iterations``.
+def _run_iterations(m: mjx.Model, d: mjx.Data):
+  """MuJoCo's solver with a fixed trip count; returns the final solver context.
 
   Same algorithm and exit test as MuJoCo (Newton or CG with a zoom line
-  search, optional warm start). The loop is a ``lax.scan``; once MuJoCo's exit
-  test fires the remaining iterations keep the solution unchanged, so the
-  result equals MJX's while loop while staying reverse-differentiable.
+  search, optional warm start), written as a ``lax.scan`` of
+  ``m.opt.iterations`` steps. Once MuJoCo's exit test fires, the remaining
+  iterations leave the solution unchanged, so the result equals MJX's while
+  loop.
   """
   s = _mjx_solver
   tolerance = m.opt.tolerance
@@ -224,7 +196,6 @@ def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     cost_smooth = s.Context.create(m, d.replace(qacc=d.qacc_smooth), grad=False).cost
     qacc = jnp.where(cost_warm < cost_smooth, d.qacc_warmstart, d.qacc_smooth)
   d = d.replace(qacc=qacc)
-  ctx = s.Context.create(m, d)
 
   def converged(ctx):
     improvement = s._rescale(m, d, ctx.prev_cost - ctx.cost)
@@ -232,7 +203,7 @@ def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     return (improvement < tolerance) | (gradient < tolerance)
 
   def iterate(ctx):
-    ctx = _line_search_step(m, d, ctx)
+    ctx = s._linesearch(m, d, ctx)
     grad_old, mgrad_old = ctx.grad, ctx.Mgrad
     ctx = s._update_constraint(m, d, ctx)
     ctx = s._update_gradient(m, d, ctx)
@@ -251,13 +222,68 @@ def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
     ctx = jax.tree_util.tree_map(lambda old, nxt: jnp.where(done, old, nxt), ctx, new)
     return (ctx, done), None
 
+  ctx = s.Context.create(m, d)
   (ctx, _), _ = jax.lax.scan(
       scan_body, (ctx, jnp.array(False)), None, length=m.opt.iterations)
+  return ctx
 
+
+def _newton_model(m: mjx.Model) -> mjx.Model:
+  if m.opt.solver == mjx.SolverType.NEWTON:
+    return m
+  return m.replace(opt=m.opt.replace(solver=mjx.SolverType.NEWTON))
+
+
+def _solution_map(m: mjx.Model, d: mjx.Data, qacc: jax.Array):
+  """One exact Newton step from ``qacc``, and the constraint forces there.
+
+  At the solver's optimum ``qacc*`` the map ``x - H(x)^-1 g(x)`` is the
+  identity in value, and its derivative with respect to the model and data
+  (with ``x`` held fixed) is ``-H^-1 dg``: the implicit-function derivative
+  of the optimum. ``g`` is the gradient of MuJoCo's constraint cost and ``H``
+  its (Gauss-Newton) Hessian ``M + J' D J`` on the active set.
+  """
+  s = _mjx_solver
+  mn = _newton_model(m)
+  ctx = s.Context.create(mn, d.replace(qacc=qacc), grad=True)
+  qacc_next = qacc - ctx.Mgrad
+  forces = s.Context.create(mn, d.replace(qacc=qacc_next), grad=False)
+  return qacc_next, forces.qfrc_constraint, forces.efc_force
+
+
+@jax.custom_jvp
+def _solve_arrays(m: mjx.Model, d: mjx.Data):
+  """(qacc, qfrc_constraint, efc_force) of the fixed-iteration solve."""
+  ctx = _run_iterations(m, d)
+  return ctx.qacc, ctx.qfrc_constraint, ctx.efc_force
+
+
+@_solve_arrays.defjvp
+def _solve_arrays_jvp(primals, tangents):
+  # The iterations are not differentiated. Tangents come from the implicit
+  # function theorem at the returned solution (see _solution_map), which is
+  # what the unrolled Newton iterations converge to, at the cost of a single
+  # linear solve instead of a backward pass through every iteration and line
+  # search.
+  m, d = primals
+  out = _solve_arrays(m, d)
+  qacc_star = jax.lax.stop_gradient(out[0])
+  _, out_dot = jax.jvp(lambda m, d: _solution_map(m, d, qacc_star),
+                       (m, d), tangents)
+  return out, out_dot
+
+
+def _fixed_iteration_solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+  """Constraint solve with exactly ``m.opt.iterations`` iterations.
+
+  Values equal MJX's while loop. Derivatives (forward and reverse mode) are
+  those of the solver's optimum, by the implicit function theorem.
+  """
+  qacc, qfrc_constraint, efc_force = _solve_arrays(m, d)
   return d.tree_replace({
-      "qacc": ctx.qacc,
-      "qfrc_constraint": ctx.qfrc_constraint,
-      "_impl.efc_force": ctx.efc_force,
+      "qacc": qacc,
+      "qfrc_constraint": qfrc_constraint,
+      "_impl.efc_force": efc_force,
   })
 
 
