@@ -106,8 +106,8 @@ def run_ours(agent: str, name: str, steps: int, evals: int, rows: list) -> None:
 
 class _KeepMetricKeys(brax_envs.Wrapper):
   """Keeps metric keys that wrappers add at reset (Brax's EvalWrapper adds
-  ``metrics['reward']``); this project's ``env.step`` returns a fresh metrics
-  dict, which breaks the ``lax.scan`` carry inside Brax's evaluator."""
+  ``metrics['reward']``). ``envs.base`` does this itself since commit
+  9ea4506; the wrapper stays so the benchmark also runs against older envs."""
 
   def step(self, state, action):
     nstate = self.env.step(state, action)
