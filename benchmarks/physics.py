@@ -22,19 +22,27 @@ Run it on an otherwise idle machine; it prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import mujoco
-import numpy as np
-from mujoco import mjx
+import sys
 
-from envs import physics
+# `python benchmarks/physics.py` puts benchmarks/ first on sys.path, where
+# benchmarks/envs.py would shadow the envs package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from mujoco import mjx  # noqa: E402
+
+from envs import physics  # noqa: E402
 
 ASSETS = Path(physics.__file__).parent / "assets" / "physics"
 MODELS = ("chain", "hopper_like", "ant_like")
@@ -135,7 +143,7 @@ def main() -> None:
   print(f"# envs.physics benchmark: B={args.batch}, T={args.horizon}, "
         f"differentiable iterations={args.iterations}, "
         f"ls_iterations={args.ls_iterations}")
-  print(f"# jax {jax.__version__}, mujoco-mjx {mujoco.__version__}, "
+  print(f"# jax {jax.__version__}, mujoco-mjx {importlib.metadata.version('mujoco-mjx')}, "
         f"{jax.devices()[0].platform}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
   header = ("| model | default steps/s | diff steps/s | diff/default | "
             "value_and_grad / fwd | grad compile s | fwd compile s | "
