@@ -88,6 +88,25 @@ SUM_KEYS = ("_episode_return_sum", "_episodes_finished")
 LAST_KEYS = ("train/skipped_updates", "train/learning_rate")
 
 
+def rollout_metrics(tr: Any, policy: Any, episode_length: int) -> dict[str, jax.Array]:
+  """Metrics every agent logs about its rollout ``tr`` ([T, B] leaves) and policy.
+
+  ``_episode_return_sum`` / ``_episodes_finished`` are consumed by :func:`run`'s
+  window aggregation; env metrics are namespaced ``reward/<term>``.
+  """
+  metrics = {
+      "train/reward_per_step": jnp.mean(tr.reward),
+      "train/episode_return_estimate": jnp.mean(tr.reward) * episode_length,
+      "train/policy_std": jnp.mean(jnp.exp(policy["params"]["log_std"])),
+      "_episode_return_sum": jnp.sum(tr.episode_return),
+      "_episodes_finished": jnp.sum(tr.done),
+  }
+  for name, value in tr.metrics.items():
+    key = name if name.startswith(("reward/", "train/")) else f"reward/{name}"
+    metrics[key] = jnp.mean(value)
+  return metrics
+
+
 def _aggregate(window: list[dict[str, Any]], last_return: float) -> dict[str, float]:
   host = jax.device_get(window)
   out: dict[str, float] = {}

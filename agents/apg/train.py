@@ -109,15 +109,8 @@ def make_update(env: Env, config: Config, episode_length: int,
         "train/actor_loss": loss,
         "train/grad_norm": grad_norm,
         "train/skipped_updates": new_ts.skipped_updates,
-        "train/reward_per_step": jnp.mean(tr.reward),
-        "train/episode_return_estimate": jnp.mean(tr.reward) * episode_length,
-        "train/policy_std": jnp.mean(jnp.exp(policy["params"]["log_std"])),
-        "_episode_return_sum": jnp.sum(tr.episode_return),
-        "_episodes_finished": jnp.sum(tr.done),
+        **loop.rollout_metrics(tr, policy, episode_length),
     }
-    for name, value in tr.metrics.items():
-      key_ = name if name.startswith(("reward/", "train/")) else f"reward/{name}"
-      metrics[key_] = jnp.mean(value)
     return new_ts, carry, metrics
 
   return update

@@ -166,7 +166,6 @@ def make_update(env: Env, config: Config, episode_length: int,
         policy_opt_state=policy_opt_state, value_opt_state=value_opt_state,
         normalizer=norm, key=key, iteration=ts.iteration + 1,
         env_steps=ts.env_steps + config.steps_per_update, skipped_updates=skipped)
-    done = tr.done
     metrics = {
         "train/actor_loss": actor_loss,
         "train/critic_loss": critic_losses[-1].mean(),
@@ -174,15 +173,8 @@ def make_update(env: Env, config: Config, episode_length: int,
         "train/critic_grad_norm": critic_norms.mean(),
         "train/skipped_updates": skipped,
         "train/value": jnp.mean(next_values),
-        "train/reward_per_step": jnp.mean(tr.reward),
-        "train/episode_return_estimate": jnp.mean(tr.reward) * episode_length,
-        "train/policy_std": jnp.mean(jnp.exp(policy["params"]["log_std"])),
-        "_episode_return_sum": jnp.sum(tr.episode_return),
-        "_episodes_finished": jnp.sum(done),
+        **loop.rollout_metrics(tr, policy, episode_length),
     }
-    for name, value_ in tr.metrics.items():
-      key_ = name if name.startswith(("reward/", "train/")) else f"reward/{name}"
-      metrics[key_] = jnp.mean(value_)
     return new_ts, carry, metrics
 
   return update
