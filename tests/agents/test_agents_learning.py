@@ -4,10 +4,11 @@ a return threshold.
 Return = mean undiscounted return of the episodes that finished in the last
 logging window (64 envs, all ending together at the 1000-step time limit, so
 the last window holds 64 full episodes of the stochastic training policy).
-Measured on the 2-core CPU (seed 0): a uniformly random policy scores 13.1
-(16 envs, one episode each) and the initial policy ~0.7. This run reached
-SHAC 481.6 and APG 82.8 (APG's 2nd episode: 179.8; APG is noisy). Thresholds:
-SHAC 250, APG 40, both well above random. See docs/agents.md.
+Measured on the 2-core CPU (seed 0, cart-pole with rail end stops): a
+uniformly random policy scores 25.5 +- 17.4 (16 envs, one episode each) and
+the initial policy 0.7. These runs reached SHAC 380.8 and APG 320.3.
+Thresholds: SHAC 200, APG 150, both far above random and about half of what
+was measured. See docs/agents.md.
 """
 
 import jax
@@ -21,8 +22,8 @@ from agents import apg, shac
 # inside update 94 (steps 2977..3008), the only update of the last logging
 # window (log_every=31: windows end at updates 1, 31, 62, 93, 94).
 STEPS = 94 * 64 * 32
-SHAC_THRESHOLD = 250.0
-APG_THRESHOLD = 40.0
+SHAC_THRESHOLD = 200.0
+APG_THRESHOLD = 150.0
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,9 @@ def _run(mod, env, config):
 
 @pytest.mark.slow
 def test_shac_learns_cartpole_swingup(env):
+  # the learning rates of configs/cartpole_swingup.yaml
   config = shac.Config(num_timesteps=STEPS, num_envs=64, horizon=32,
-                       actor_learning_rate=1e-2, critic_learning_rate=1e-3, log_every=31)
+                       actor_learning_rate=5e-3, critic_learning_rate=2e-3, log_every=31)
   first, final = _run(shac, env, config)
   assert final > SHAC_THRESHOLD, (first, final)
 
