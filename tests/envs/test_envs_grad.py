@@ -1,6 +1,10 @@
 """Gradient contract of differentiable mode on the contact-free tasks:
 reverse-mode AD against forward-mode AD and central finite differences for one
 env step (reward plus a random projection of the next observation).
+
+The cart-pole's rail end stop (a joint limit) is inactive at these states.
+cartpole_balance is left out: it is the same model and step as
+cartpole_swingup (only the reset differs), and each case costs a ~40 s compile.
 """
 
 import jax
@@ -10,8 +14,8 @@ import pytest
 
 import envs
 
-CONTACT_FREE = ["pendulum_swingup", "cartpole_swingup", "cartpole_balance",
-                "acrobot_swingup", "reacher", "swimmer"]
+CONTACT_FREE = ["pendulum_swingup", "cartpole_swingup", "acrobot_swingup",
+                "reacher", "swimmer"]
 EPS = 1e-2
 
 
