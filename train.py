@@ -30,11 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, rundir, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, device, rundir, run  # pylint: disable=import-outside-toplevel
 
   run_dir = None
   try:
     request = cli.parse_train_args(argv)
+    device.report()  # backend line; warns when a GPU is left unused
     if request.resume is not None:
       paths = rundir.RunPaths(request.resume)
       resolved = rundir.read_config(paths.config)

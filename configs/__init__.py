@@ -16,13 +16,27 @@ an error naming the expected type. Values are coerced where YAML is ambiguous
 (``3e-4`` parses as a string in YAML 1.1 and is accepted for a float field;
 lists become tuples).
 
+A field of an agent section (or of ``env``/``render``) may take one value per
+backend instead of a plain value::
+
+    shac:
+      num_envs: {cpu: 64, gpu: 1024}
+
+Both keys are required; ``gpu`` applies on any accelerator JAX runs on.
+:func:`resolve` picks the value of the backend JAX uses
+(``trainlib.device.preset_backend``) and records it in ``Resolved.backend``
+(``train.py`` writes it into the run's config.yaml). Plain values apply on
+every backend, so a preset without per-backend values resolves identically
+everywhere.
+
 Public API:
   AGENTS, RunConfig, PPOConfig
   preset_path(env_name) -> Path
   load_preset(env_name) -> Preset
-  resolve(env_name, agent=None) -> Resolved
+  resolve(env_name, agent=None, backend=None) -> Resolved
   agent_config_class(agent) -> type
-  from_mapping(default, mapping, where) -> dataclass instance
+  from_mapping(default, mapping, where, backend=None) -> dataclass instance
+  select_backend(value, annotation, backend, where) -> value
   check_env_name(env_name) -> str
 """
 
@@ -38,13 +52,18 @@ from typing import Any, Literal
 
 import yaml
 
-__all__ = ["AGENTS", "ConfigError", "PPOConfig", "Preset", "Resolved",
+__all__ = ["AGENTS", "BACKENDS", "ConfigError", "PPOConfig", "Preset",
+           "Resolved",
            "RunConfig", "agent_config_class", "check_env_name",
-           "from_mapping", "load_preset", "preset_path", "resolve"]
+           "from_mapping", "load_preset", "preset_path", "resolve",
+           "select_backend"]
 
 AGENTS = ("shac", "apg", "ppo")
 PRESET_DIR = Path(__file__).resolve().parent
 _TOP_KEYS = ("default_agent", "env", "render", *AGENTS)
+# Keys of a per-backend value (``num_envs: {cpu: 64, gpu: 1024}``); the same
+# names as trainlib.device.PRESET_BACKENDS.
+BACKENDS = ("cpu", "gpu")
 
 
 class ConfigError(ValueError):
@@ -272,8 +291,55 @@ def check_keys(mapping: Mapping[str, Any], valid: typing.Iterable[str],
                       f"for {what}: {', '.join(valid)}")
 
 
+def _takes_mapping(tp: Any) -> bool:
+  """True if a field annotated ``tp`` can hold a mapping itself."""
+  if tp is Any or dataclasses.is_dataclass(tp):
+    return True
+  origin = typing.get_origin(tp)
+  if origin in (typing.Union, types.UnionType):
+    return any(_takes_mapping(a) for a in typing.get_args(tp))
+  base = origin or tp
+  return isinstance(base, type) and issubclass(base, Mapping)
+
+
+def select_backend(value: Any, tp: Any, backend: str | None,
+                   where: str) -> Any:
+  """``value``, or its entry for ``backend`` when it is a per-backend value.
+
+  A mapping given to a field that cannot hold a mapping is a per-backend
+  value: its keys must be exactly :data:`BACKENDS`.
+
+  Args:
+    value: the YAML value of one field.
+    tp: the field's annotation.
+    backend: "cpu" or "gpu"; None where per-backend values are not allowed
+      (a run's config.yaml holds resolved values).
+    where: location for error messages, e.g. "hopper.yaml:shac.num_envs".
+
+  Raises:
+    ConfigError: a key other than cpu/gpu, a missing key, or a per-backend
+      value where none is allowed.
+  """
+  if not isinstance(value, Mapping) or _takes_mapping(tp):
+    return value
+  if backend is None:
+    raise ConfigError(f"{where}: per-backend values ({dict(value)!r}) are "
+                      f"only allowed in presets; give a plain value")
+  check_keys(value, BACKENDS, where, "a per-backend value")
+  missing = [b for b in BACKENDS if b not in value]
+  if missing:
+    raise ConfigError(f"{where}: per-backend value {dict(value)!r} has no "
+                      f"{' or '.join(map(repr, missing))} entry; give one "
+                      f"value per backend ({', '.join(BACKENDS)}) or a plain "
+                      f"value")
+  if backend not in BACKENDS:
+    raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
+  return value[backend]
+
+
 def from_mapping(default: Any, mapping: Mapping[str, Any] | None,
-                 where: str, extra_valid: typing.Iterable[str] = ()) -> Any:
+                 where: str, extra_valid: typing.Iterable[str] = (),
+                 backend: str | None = None) -> Any:
   """Returns ``dataclasses.replace(default, **mapping)`` after validation.
 
   Args:
@@ -281,11 +347,13 @@ def from_mapping(default: Any, mapping: Mapping[str, Any] | None,
     mapping: the overrides (YAML section); None means no overrides.
     where: a location for error messages, e.g. "configs/pendulum.yaml:shac".
     extra_valid: keys that are accepted but ignored here (handled elsewhere).
+    backend: "cpu" or "gpu": per-backend values (``{cpu: 64, gpu: 1024}``)
+      take this backend's entry. None: per-backend values are errors.
 
   Raises:
     ConfigError: an unknown key (the message lists the valid keys and the
-      closest match), a value of the wrong type, or a value the dataclass's
-      own checks reject.
+      closest match), a value of the wrong type, a bad per-backend value, or
+      a value the dataclass's own checks reject.
   """
   mapping = dict(mapping or {})
   if not isinstance(mapping, dict):
@@ -294,7 +362,8 @@ def from_mapping(default: Any, mapping: Mapping[str, Any] | None,
   hints = typing.get_type_hints(cls)
   fields = [f.name for f in dataclasses.fields(cls) if f.init]
   check_keys(mapping, set(fields) | set(extra_valid), where, cls.__name__)
-  values = {k: _coerce(v, hints[k], f"{where}.{k}")
+  values = {k: _coerce(select_backend(v, hints[k], backend, f"{where}.{k}"),
+                       hints[k], f"{where}.{k}")
             for k, v in mapping.items() if k in fields}
   try:
     return dataclasses.replace(default, **values)
@@ -341,6 +410,8 @@ class Resolved:
     agent_config: an instance of ``agent_config_class(agent)``.
     env_config: an instance of the env's config dataclass.
     render: video settings.
+    backend: "cpu" or "gpu": whose per-backend preset values applied (None:
+      not recorded, e.g. a config.yaml written before backends existed).
   """
   env_name: str
   agent: str
@@ -348,6 +419,7 @@ class Resolved:
   agent_config: Any
   env_config: Any
   render: Any
+  backend: str | None = None
 
 
 def preset_path(env_name: str) -> Path:
@@ -389,12 +461,14 @@ def load_preset(env_name: str, path: Path | None = None) -> Preset:
 
 
 def split_agent_section(agent: str, section: Mapping[str, Any], where: str,
-                        agent_default: Any | None = None
+                        agent_default: Any | None = None,
+                        backend: str | None = None
                         ) -> tuple[RunConfig, Any]:
   """Splits an agent section into (RunConfig, agent config), validating both.
 
   A key that is a field of the agent config goes to the agent config (so an
   agent that owns e.g. ``seed`` keeps it); the rest must be RunConfig fields.
+  ``backend`` selects per-backend values (see :func:`from_mapping`).
   """
   cls = agent_config_class(agent)
   agent_default = agent_default if agent_default is not None else cls()
@@ -405,17 +479,27 @@ def split_agent_section(agent: str, section: Mapping[str, Any], where: str,
              f"configs.RunConfig)")
   agent_part = {k: v for k, v in section.items() if k in agent_fields}
   run_part = {k: v for k, v in section.items() if k not in agent_fields}
-  run = from_mapping(RunConfig(), run_part, where)
-  agent_config = from_mapping(agent_default, agent_part, where)
+  run = from_mapping(RunConfig(), run_part, where, backend=backend)
+  agent_config = from_mapping(agent_default, agent_part, where,
+                              backend=backend)
   return run, agent_config
 
 
 def resolve(env_name: str, agent: str | None = None,
-            path: Path | None = None) -> Resolved:
+            path: Path | None = None, backend: str | None = None) -> Resolved:
   """Validated configs for ``env_name`` and ``agent`` (default: the preset's).
 
+  Args:
+    env_name: registered env name.
+    agent: "shac", "apg" or "ppo"; None uses the preset's default_agent.
+    path: preset file (default ``configs/<env_name>.yaml``).
+    backend: "cpu" or "gpu", whose per-backend values apply; None asks JAX
+      (``trainlib.device.preset_backend()``).
+
   Raises:
-    ConfigError: unknown env/agent, or any invalid preset entry.
+    ConfigError: unknown env/agent/backend, or any invalid preset entry
+      (per-backend values are checked for every backend, not only
+      ``backend``).
   """
   import envs  # pylint: disable=import-outside-toplevel
   from trainlib.render import RenderConfig  # pylint: disable=import-outside-toplevel
@@ -424,16 +508,27 @@ def resolve(env_name: str, agent: str | None = None,
   agent = agent or preset.default_agent
   if agent not in AGENTS:
     raise ConfigError(_unknown("agent", agent, AGENTS))
-  where = f"{preset.path.name}"
-  env_config = from_mapping(envs.default_config(env_name),
-                            preset.sections["env"], f"{where}:env")
-  render = from_mapping(RenderConfig(), preset.sections["render"],
-                        f"{where}:render")
-  run, agent_config = split_agent_section(agent, preset.sections[agent],
-                                          f"{where}:{agent}")
-  return Resolved(env_name=env_name, agent=agent, run=run,
-                  agent_config=agent_config, env_config=env_config,
-                  render=render)
+  if backend is None:
+    from trainlib import device  # pylint: disable=import-outside-toplevel
+    backend = device.preset_backend()
+  if backend not in BACKENDS:
+    raise ConfigError(_unknown("backend", backend, BACKENDS))
+  # Every backend's values are validated (so CI on a CPU checks the GPU
+  # values too); the requested backend's first, so its errors come first.
+  resolved = {}
+  for b in (backend, *(b for b in BACKENDS if b != backend)):
+    where = preset.path.name + ("" if b == backend else f" ({b} values)")
+    env_config = from_mapping(envs.default_config(env_name),
+                              preset.sections["env"], f"{where}:env",
+                              backend=b)
+    render = from_mapping(RenderConfig(), preset.sections["render"],
+                          f"{where}:render", backend=b)
+    run, agent_config = split_agent_section(agent, preset.sections[agent],
+                                            f"{where}:{agent}", backend=b)
+    resolved[b] = Resolved(env_name=env_name, agent=agent, run=run,
+                           agent_config=agent_config, env_config=env_config,
+                           render=render, backend=b)
+  return resolved[backend]
 
 
 def default_agents() -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Layout of ``runs/<env>-<agent>-<timestamp>/``::
 
-    config.yaml           resolved config (env, agent, run, agent/env/render)
+    config.yaml           resolved config (env, agent, backend, run,
+                          agent/env/render)
     checkpoints/<step>/   orbax checkpoints (APG/SHAC: CheckpointManager;
                           PPO: Brax's own orbax checkpoints), written atomically
     metrics.csv           one row per progress report
@@ -101,6 +102,7 @@ def write_config(path: Path, resolved: Resolved) -> None:
   data = {
       "env_name": resolved.env_name,
       "agent": resolved.agent,
+      "backend": resolved.backend,  # whose per-backend preset values applied
       "run": configs.to_dict(resolved.run),
       resolved.agent: configs.to_dict(resolved.agent_config),
       "env": configs.to_dict(resolved.env_config),
@@ -128,12 +130,16 @@ def read_config(path: Path) -> Resolved:
   if agent not in configs.AGENTS:
     raise ConfigError(f"{path}: agent must be one of {configs.AGENTS}, got "
                       f"{agent!r}")
-  valid_top = {"env_name", "agent", "run", "env", "render", agent}
+  valid_top = {"env_name", "agent", "backend", "run", "env", "render", agent}
   unknown = set(data) - valid_top
   if unknown:
     raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; valid: "
                       f"{sorted(valid_top)}")
   env_name = configs.check_env_name(data.get("env_name", ""))
+  backend = data.get("backend")
+  if backend is not None and backend not in configs.BACKENDS:
+    raise ConfigError(f"{path}: backend must be one of {configs.BACKENDS} "
+                      f"(or absent), got {backend!r}")
   where = str(path)
   cls = configs.agent_config_class(agent)
   return Resolved(
@@ -145,7 +151,8 @@ def read_config(path: Path) -> Resolved:
       env_config=configs.from_mapping(envs.default_config(env_name),
                                       data.get("env"), f"{where}:env"),
       render=configs.from_mapping(RenderConfig(), data.get("render"),
-                                  f"{where}:render"))
+                                  f"{where}:render"),
+      backend=backend)
 
 
 class MetricsLog:
