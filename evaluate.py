@@ -25,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, evaluation, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, evaluation, portable, run  # pylint: disable=import-outside-toplevel
 
+  try:
+    if portable.requested(argv):  # the run was trained with it: evaluate alike
+      portable.enable()
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   args = cli.parse_evaluate_args(argv)
   cli.import_envs_quietly()
   try:

@@ -30,10 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, device, rundir, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, device, portable, rundir, run  # pylint: disable=import-outside-toplevel
 
   run_dir = None
   try:
+    # before anything starts JAX's backend (resolving a preset does)
+    if portable.requested(argv):
+      portable.enable()
     request = cli.parse_train_args(argv)
     device.report()  # backend line; warns when a GPU is left unused
     if request.resume is not None:
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"{run_dir} already holds a run; continue it with "
             f"`python train.py --resume {run_dir}` or pick another --run-dir")
+    if resolved.run.portable_determinism:
+      portable.enable()  # checks that it took effect (e.g. set by a preset)
     if resolved.run.video:
       headless.configure().require()
     run.enable_compilation_cache()

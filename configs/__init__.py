@@ -82,11 +82,16 @@ class RunConfig:
       only at the end); PPO checkpoints at each of its ``num_evals`` evals.
     eval_episodes: episodes of the final deterministic evaluation.
     video: render video.mp4 of the first evaluation episode.
+    portable_determinism: cap XLA:CPU's instruction set at AVX2 so that the
+      same seed trains bit-identically on any x86-64 CPU with AVX2 (see
+      trainlib/portable.py; its measured effect and speed cost are in
+      docs/training.md, "Reproducibility").
   """
   seed: int = 0
   checkpoint_every: int = 20
   eval_episodes: int = 10
   video: bool = True
+  portable_determinism: bool = False
 
   def __post_init__(self):
     if self.checkpoint_every < 0:
