@@ -1,0 +1,404 @@
+"""GPU benchmark: env throughput, SHAC update rate, a timed hopper SHAC run, memory.
+
+    python benchmarks/gpu.py          # about 8 minutes on a GPU
+    python benchmarks/gpu.py --tiny   # tiny sizes and the cheapest env: checks
+                                      # the script on a CPU in about a minute
+
+It prints a Markdown table (also written to ``--out`` if given):
+
+* **physics**: env steps/s of ``hopper`` and ``ant`` at B = 1024 and 4096,
+  T = 32: default-mode forward, differentiable forward and differentiable
+  ``value_and_grad`` (``benchmarks/envs.py``'s ``bench``; compile times too).
+  Rows start while less than ``--physics-seconds`` have passed; the rest are
+  printed as skipped (the persistent compilation cache makes a rerun faster).
+* **SHAC**: one ``agents.shac.train`` run on ``hopper`` with the preset of
+  the backend in use (``configs/hopper.yaml``; on a GPU its untuned ``gpu``
+  values), stopped ``--shac-seconds`` after its first (compiling) update:
+  compile time, updates/s and env steps/s after compilation, the last
+  training window's return, and the deterministic policy's return and mean
+  forward velocity over ``--eval-envs`` episodes on the default-mode env.
+* **memory**: the peak of ``nvidia-smi``'s ``memory.used`` (all GPUs, polled
+  every 0.2 s; skipped when nvidia-smi is absent) and JAX's
+  ``peak_bytes_in_use`` (None on CPU). ``XLA_PYTHON_CLIENT_PREALLOCATE`` is
+  set to false unless already set, so nvidia-smi shows memory in use rather
+  than JAX's default 75 % preallocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as train.py
+
+# `python benchmarks/gpu.py` puts benchmarks/ first on sys.path, where
+# benchmarks/envs.py and benchmarks/agents.py would shadow the packages.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+_ROOT = os.path.dirname(_HERE)
+if _ROOT not in sys.path:
+  sys.path.insert(0, _ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import configs  # noqa: E402
+from trainlib import device  # noqa: E402
+
+
+def _load_bench_envs():
+  """benchmarks/envs.py as a module (its file name shadows the package)."""
+  spec = importlib.util.spec_from_file_location(
+      "_bench_envs", os.path.join(_HERE, "envs.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+  """What one benchmark run measures."""
+  physics_envs: tuple[str, ...] = ("hopper", "ant")
+  batches: tuple[int, ...] = (1024, 4096)
+  steps: int = 32
+  repeats: int = 3
+  physics_seconds: float = 120.0
+  shac_env: str = "hopper"
+  shac_seconds: float = 300.0
+  eval_envs: int = 16
+  eval_length: int | None = None  # None: the env's episode_length
+  shac_overrides: tuple[tuple[str, object], ...] = ()
+
+
+TINY = Sizes(physics_envs=("pendulum_swingup",), batches=(2,), steps=2,
+             repeats=1, physics_seconds=60.0, shac_env="pendulum_swingup",
+             shac_seconds=2.0, eval_envs=2, eval_length=8,
+             shac_overrides=(("num_envs", 2), ("horizon", 4),
+                             ("critic_epochs", 1), ("critic_minibatches", 1),
+                             ("actor_hidden_sizes", (8,)),
+                             ("critic_hidden_sizes", (8,)), ("log_every", 1),
+                             ("num_timesteps", 1_000_000)))
+
+
+# --------------------------------------------------------------------------
+# GPU memory (nvidia-smi)
+# --------------------------------------------------------------------------
+
+
+def which_nvidia_smi() -> str | None:
+  """Path of nvidia-smi, or None."""
+  return shutil.which("nvidia-smi")
+
+
+class GpuMemory:
+  """Polls ``nvidia-smi --query-gpu=memory.used`` in a thread.
+
+  ``peak_mib`` is the largest sum over GPUs seen so far, None when nvidia-smi
+  is absent or never answered.
+  """
+
+  QUERY = ("--query-gpu=memory.used", "--format=csv,noheader,nounits")
+
+  def __init__(self, interval_s: float = 0.2):
+    self.smi = which_nvidia_smi()
+    self.interval_s = interval_s
+    self.peak_mib: float | None = None
+    self._stop = threading.Event()
+    self._thread: threading.Thread | None = None
+
+  def read(self) -> float | None:
+    """memory.used summed over GPUs, in MiB (None if unavailable)."""
+    if self.smi is None:
+      return None
+    try:
+      out = subprocess.run([self.smi, *self.QUERY], capture_output=True,
+                           text=True, timeout=5, check=False).stdout
+      values = [float(v) for v in out.split()]
+    except (OSError, subprocess.SubprocessError, ValueError):
+      return None
+    return sum(values) if values else None
+
+  def poll(self) -> None:
+    used = self.read()
+    if used is not None:
+      self.peak_mib = used if self.peak_mib is None else max(self.peak_mib,
+                                                             used)
+
+  def _loop(self) -> None:
+    while not self._stop.wait(self.interval_s):
+      self.poll()
+
+  def __enter__(self) -> "GpuMemory":
+    if self.smi is not None:
+      self.poll()
+      self._thread = threading.Thread(target=self._loop, daemon=True)
+      self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+    if self.smi is not None:
+      self.poll()
+
+
+def jax_peak_mib() -> float | None:
+  """Largest ``peak_bytes_in_use`` over JAX's devices (None on CPU)."""
+  peaks = []
+  for d in jax.devices():
+    try:
+      stats = d.memory_stats() or {}
+    except Exception:  # pylint: disable=broad-except  (backends without stats)
+      stats = {}
+    if "peak_bytes_in_use" in stats:
+      peaks.append(stats["peak_bytes_in_use"] / 2**20)
+  return max(peaks) if peaks else None
+
+
+# --------------------------------------------------------------------------
+# physics throughput
+# --------------------------------------------------------------------------
+
+
+def physics_rows(sizes: Sizes, log=print) -> list[dict]:
+  """Forward (both modes) and value_and_grad env steps/s per (env, batch).
+
+  Rows are ordered by batch, then env, and start only while less than
+  ``sizes.physics_seconds`` have passed; later ones get ``skipped=True``.
+  """
+  bench = _load_bench_envs().bench
+  t0 = time.perf_counter()
+  rows = []
+  for batch in sizes.batches:
+    for name in sizes.physics_envs:
+      row = {"env": name, "batch": batch, "steps": sizes.steps}
+      if time.perf_counter() - t0 > sizes.physics_seconds:
+        rows.append({**row, "skipped": True})
+        continue
+      t_row = time.perf_counter()
+      default = bench(name, False, batch, sizes.steps, sizes.repeats)
+      diff = bench(name, True, batch, sizes.steps, sizes.repeats)
+      row.update(
+          skipped=False, default_sps=default["forward_sps"],
+          diff_sps=diff["forward_sps"], grad_sps=diff.get("grad_sps"),
+          grad_finite=diff.get("grad_finite", False),
+          compile_s=(default["forward_compile_s"] + diff["forward_compile_s"]
+                     + (diff.get("grad_compile_s") or 0.0)),
+          row_s=time.perf_counter() - t_row, jax_peak_mib=jax_peak_mib())
+      rows.append(row)
+      log(f"# physics {name} B={batch}: {row}")
+  return rows
+
+
+# --------------------------------------------------------------------------
+# SHAC: update rate and a timed run
+# --------------------------------------------------------------------------
+
+
+class _TimeUp(Exception):
+  """Raised from checkpoint_fn to stop agents.shac.train at the deadline."""
+
+
+def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
+  """Trains SHAC for ``sizes.shac_seconds`` after its first update, then
+  evaluates the deterministic policy on the default-mode env.
+
+  Returns:
+    compile_s, run_s (training after the first update), updates,
+    updates_per_s and env_sps (median over logging windows after the first),
+    train_return (last window), eval_return, forward_velocity (m/s, None for
+    envs without a ``forward`` reward term), num_envs, horizon, backend.
+  """
+  from agents import rollout, shac  # pylint: disable=import-outside-toplevel
+  from trainlib.evaluation import episode_length, make_env  # pylint: disable=import-outside-toplevel
+
+  resolved = configs.resolve(sizes.shac_env, "shac")
+  config = dataclasses.replace(resolved.agent_config,
+                               **dict(sizes.shac_overrides))
+  resolved = dataclasses.replace(resolved, agent_config=config)
+  env = make_env(resolved, differentiable=True)
+
+  clock: dict = {"start": None, "ts": None, "metrics": {}}
+  windows: list[tuple[float, float]] = []
+
+  def progress_fn(env_steps, metrics):
+    del env_steps
+    clock["metrics"] = metrics
+    if clock["start"] is None:  # the first (compiling) update
+      clock["start"] = time.perf_counter()
+      clock["compile_s"] = metrics.get("train/compile_s", float("nan"))
+    else:
+      windows.append((metrics["train/update_s"], metrics["train/sps"]))
+
+  def checkpoint_fn(train_state):
+    clock["ts"] = train_state
+    if (clock["start"] is not None
+        and time.perf_counter() - clock["start"] >= sizes.shac_seconds):
+      raise _TimeUp
+
+  try:
+    shac.train(env, config, jax.random.PRNGKey(seed), progress_fn,
+               checkpoint_fn=checkpoint_fn, checkpoint_every=1)
+  except _TimeUp:
+    pass
+  ts = jax.block_until_ready(clock["ts"])
+  run_s = time.perf_counter() - clock["start"]
+  updates = int(jax.device_get(ts.iteration))
+  log(f"# shac {sizes.shac_env}: {updates} updates, {run_s:.1f}s after the "
+      f"first")
+
+  # deterministic evaluation on the default-mode env, with the reward terms
+  eval_env = make_env(resolved)
+  policy = shac.make_policy(shac.policy_params(env, config, ts))
+  length = sizes.eval_length or episode_length(resolved)
+
+  @jax.jit
+  def evaluate(key):
+    carry = rollout.reset(eval_env, key, sizes.eval_envs)
+    _, tr = rollout.rollout(eval_env, policy, carry, key, length, length)
+    done = tr.done  # alive[t]: the env's first episode has not ended before t
+    alive = jnp.cumprod(1.0 - jnp.concatenate([jnp.zeros_like(done[:1]),
+                                               done[:-1]]), axis=0)
+    out = {"return": jnp.mean(jnp.sum(tr.reward * alive, axis=0))}
+    if "reward/forward" in tr.metrics:
+      out["forward"] = (jnp.sum(tr.metrics["reward/forward"] * alive)
+                        / jnp.sum(alive))
+    return out
+
+  ev = jax.device_get(evaluate(jax.random.PRNGKey(seed + 1)))
+  forward_weight = getattr(resolved.env_config, "forward_weight", None)
+  velocity = (float(ev["forward"]) / forward_weight
+              if "forward" in ev and forward_weight else None)
+  return {
+      "env": sizes.shac_env, "backend": resolved.backend,
+      "num_envs": config.num_envs, "horizon": config.horizon,
+      "compile_s": clock["compile_s"], "run_s": run_s, "updates": updates,
+      "updates_per_s": (1.0 / statistics.median(u for u, _ in windows)
+                        if windows else None),
+      "env_sps": statistics.median(s for _, s in windows) if windows else None,
+      "train_return": clock["metrics"].get("train/episode_return"),
+      "eval_return": float(ev["return"]), "forward_velocity": velocity,
+      "eval_envs": sizes.eval_envs, "eval_length": length,
+      "jax_peak_mib": jax_peak_mib(),
+  }
+
+
+# --------------------------------------------------------------------------
+# table
+# --------------------------------------------------------------------------
+
+
+def _f(x, spec="{:,.0f}") -> str:
+  if x is None or (isinstance(x, float) and not np.isfinite(x)):
+    return "n/a"
+  return spec.format(x)
+
+
+def table(sizes: Sizes, physics: list[dict], shac_result: dict,
+          smi_peak: float | None, wall_s: float) -> str:
+  """The Markdown report."""
+  gpus = device.system_gpus()
+  lines = [
+      f"{device.backend_line(jax.devices())}; jax {jax.__version__}; "
+      f"nvidia-smi: {', '.join(gpus) if gpus else 'no GPU listed'}; host "
+      f"{platform.machine()}, {os.cpu_count()} cores, load average "
+      f"{os.getloadavg()[0]:.1f} at the end; total {wall_s:.0f} s.",
+      "",
+      f"Physics: env steps/s, B envs x T={sizes.steps} steps, median of "
+      f"{sizes.repeats} after compilation (benchmarks/envs.py bench).",
+      "",
+      "| env | B | default fwd steps/s | diff fwd steps/s | "
+      "diff value_and_grad steps/s | first calls s (compile + 1 run, "
+      "3 programs) |",
+      "|---|---:|---:|---:|---:|---:|",
+  ]
+  for r in physics:
+    if r["skipped"]:
+      lines.append(f"| {r['env']} | {r['batch']} | skipped (time budget; "
+                   f"rerun with a larger --physics-seconds) | | | |")
+      continue
+    grad = _f(r["grad_sps"]) + ("" if r["grad_finite"] else " (non-finite!)")
+    lines.append(f"| {r['env']} | {r['batch']} | {_f(r['default_sps'])} | "
+                 f"{_f(r['diff_sps'])} | {grad} | {_f(r['compile_s'], '{:.0f}')}"
+                 f" |")
+  s = shac_result
+  lines += [
+      "",
+      f"SHAC on {s['env']} (preset values for backend '{s['backend']}': "
+      f"num_envs {s['num_envs']} x horizon {s['horizon']}), stopped "
+      f"{sizes.shac_seconds:g} s after the first update; evaluation: "
+      f"deterministic policy, {s['eval_envs']} episodes x {s['eval_length']} "
+      f"steps, default-mode env.",
+      "",
+      "| compile s | updates/s | env steps/s | updates | training s after "
+      "compile | train return (last window) | eval return | eval forward "
+      "velocity m/s |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|",
+      f"| {_f(s['compile_s'], '{:.1f}')} | {_f(s['updates_per_s'], '{:.2f}')}"
+      f" | {_f(s['env_sps'])} | {s['updates']} | {s['run_s']:.0f} | "
+      f"{_f(s['train_return'], '{:.1f}')} | {_f(s['eval_return'], '{:.1f}')} "
+      f"| {_f(s['forward_velocity'], '{:.2f}')} |",
+      "",
+      "Memory: nvidia-smi memory.used peak (all GPUs): "
+      + (f"{smi_peak:,.0f} MiB" if smi_peak is not None
+         else "skipped (nvidia-smi not found)")
+      + "; JAX peak_bytes_in_use: "
+      + (f"{s['jax_peak_mib']:,.0f} MiB" if s["jax_peak_mib"] is not None
+         else "n/a (backend has no memory stats)") + ".",
+  ]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--tiny", action="store_true",
+                 help="tiny sizes and pendulum_swingup: a quick check on CPU")
+  p.add_argument("--physics-envs", nargs="+", default=None)
+  p.add_argument("--batches", nargs="+", type=int, default=None)
+  p.add_argument("--physics-seconds", type=float, default=None)
+  p.add_argument("--shac-env", default=None)
+  p.add_argument("--shac-seconds", type=float, default=None)
+  p.add_argument("--out", default=None, help="also write the table here")
+  args = p.parse_args(argv)
+  sizes = TINY if args.tiny else Sizes()
+  for field, value in (("physics_envs", args.physics_envs),
+                       ("batches", args.batches),
+                       ("physics_seconds", args.physics_seconds),
+                       ("shac_env", args.shac_env),
+                       ("shac_seconds", args.shac_seconds)):
+    if value is not None:
+      sizes = dataclasses.replace(
+          sizes, **{field: tuple(value) if isinstance(value, list) else value})
+  for name in (*sizes.physics_envs, sizes.shac_env):
+    configs.check_env_name(name)  # a typo fails before any compile
+
+  t0 = time.perf_counter()
+  print(f"# {device.backend_line(jax.devices())}", flush=True)
+  with GpuMemory() as memory:
+    physics = physics_rows(sizes, log=lambda s: print(s, flush=True))
+    shac_result = shac_run(sizes, log=lambda s: print(s, flush=True))
+  report = table(sizes, physics, shac_result, memory.peak_mib,
+                 time.perf_counter() - t0)
+  print(report, flush=True)
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(report)
+  return report
+
+
+if __name__ == "__main__":
+  from trainlib import run as _run  # pylint: disable=import-outside-toplevel
+  _run.enable_compilation_cache()
+  main(sys.argv[1:])
