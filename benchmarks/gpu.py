@@ -1,8 +1,10 @@
 """GPU benchmark: env throughput, SHAC update rate, a timed hopper SHAC run, memory.
 
-    python benchmarks/gpu.py          # about 8 minutes on a GPU
+    python benchmarks/gpu.py          # sized for about 8 minutes on a GPU
+                                      # (not yet run on one)
     python benchmarks/gpu.py --tiny   # tiny sizes and the cheapest env: checks
-                                      # the script on a CPU in about a minute
+                                      # the script on a CPU (100 s on the
+                                      # loaded 2-core CPU, cold cache)
 
 It prints a Markdown table (also written to ``--out`` if given):
 
