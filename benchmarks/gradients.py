@@ -1,0 +1,312 @@
+"""Gradient fidelity of differentiable mode: AD against finite differences.
+
+    python benchmarks/gradients.py --fidelity [--tasks half_cheetah ant]
+        [--iterations 8 --ls-iterations 4 | --settings 4/2 6/3 8/4] [--horizon 32] [--directions 12]
+        [--reset-seeds 2] [--ad grad|jvp] [--out table.md]
+
+For every task (default: ``envs.names()``), in float64:
+
+* start states: ``resting`` (the task's initial pose settled for
+  ``--settle-steps`` steps of C MuJoCo at zero control with a converged
+  solver, so bodies rest on the floor), and ``reset+20 (seed k)`` (a random
+  ``env.reset`` followed by 20 env steps of small random actions, simulated
+  in C MuJoCo with the differentiable env's own solver settings);
+* a ``--horizon``-step rollout of the differentiable env (``env.step``, its own
+  solver settings or the ``--iterations/--ls-iterations`` override) with small
+  random actions ``a`` (uniform in +-0.2, away from the action clip);
+* ``f(a) = w . [qpos_T, qvel_T]`` for a fixed random ``w``;
+* the AD gradient ``g = grad f(a)`` (reverse mode, what training uses; or
+  ``--ad jvp``, forward mode, which uses the same derivative rule and
+  compiles faster) is compared along ``--directions`` random unit directions
+  ``v`` with central finite differences of the *same* forward,
+  ``(f(a + eps v) - f(a - eps v)) / (2 eps)``.
+
+Reported per (task, state): the number of contacts at the start state (C
+MuJoCo ``ncon``), the relative error ``|d_ad - d_fd| / |d_fd|`` and the cosine
+between the two vectors of directional derivatives. The criterion of issue 10
+is cosine >= 0.999 and relative error <= 1e-3.
+
+The implicit-function derivative that differentiable mode attaches to the
+constraint solve is the derivative of the *converged* solve; when the fixed
+iteration budget stops short of convergence, it no longer describes the
+simulation being run, and this benchmark shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+# `python benchmarks/gradients.py` puts benchmarks/ first on sys.path, where
+# benchmarks/envs.py would shadow the `envs` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # before any model or array is built
+
+import jax.numpy as jnp  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+import envs  # noqa: E402
+from envs import physics  # noqa: E402
+
+COSINE_MIN = 0.999
+REL_ERR_MAX = 1e-3
+
+
+# --------------------------------------------------------------------------
+# Start states
+# --------------------------------------------------------------------------
+
+
+def settled_qpos_qvel(env: envs.MjxEnv, steps: int) -> tuple[np.ndarray, np.ndarray, int]:
+  """The task's initial pose (``qpos0``) settled at zero control in C MuJoCo.
+
+  The solver is run to convergence (tolerance 1e-12, 100 iterations), so the
+  result is the physical resting state, independent of the env's budget.
+
+  Returns:
+    ``(qpos, qvel, ncon)`` after ``steps`` steps of ``env.mj_model``'s
+    timestep.
+  """
+  m = _converged_model(env)
+  d = mujoco.MjData(m)
+  mujoco.mj_resetData(m, d)
+  for _ in range(steps):
+    mujoco.mj_step(m, d)
+  mujoco.mj_forward(m, d)
+  return d.qpos.copy(), d.qvel.copy(), int(d.ncon)
+
+
+def _converged_model(env: envs.MjxEnv) -> mujoco.MjModel:
+  m = physics.differentiable_model(env.mj_model, 100, 50)
+  m.opt.tolerance = 1e-12
+  return m
+
+
+def count_contacts(env: envs.MjxEnv, data) -> int:
+  """C MuJoCo's ``ncon`` at an ``mjx.Data``'s ``qpos`` (and mocap)."""
+  m = _converged_model(env)
+  d = mujoco.MjData(m)
+  d.qpos[:] = np.asarray(data.qpos)
+  d.qvel[:] = np.asarray(data.qvel)
+  if m.nmocap:
+    d.mocap_pos[:] = np.asarray(data.mocap_pos)
+    d.mocap_quat[:] = np.asarray(data.mocap_quat)
+  mujoco.mj_forward(m, d)
+  return int(d.ncon)
+
+
+# --------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------
+
+
+class Checker:
+  """Compiled rollout, AD and FD functions for one env (one solver setting)."""
+
+  def __init__(self, env: envs.MjxEnv, horizon: int, ad: str, key: jax.Array):
+    self.env = env
+    self.horizon = horizon
+    nq, nv = env.mj_model.nq, env.mj_model.nv
+    self.w = jax.random.normal(key, (nq + nv,), dtype=jnp.float64)
+    self.template = jax.jit(env.reset)(jax.random.PRNGKey(0))
+
+    def f(data, actions):
+      """``w . [qpos_T, qvel_T]`` after ``len(actions)`` env steps from ``data``."""
+      state = self.template.replace(pipeline_state=data)
+
+      def body(s, a):
+        return env.step(s, a), None
+
+      state, _ = jax.lax.scan(body, state, actions)
+      final = state.pipeline_state
+      return jnp.dot(self.w, jnp.concatenate([final.qpos, final.qvel]))
+
+    def grad_directional(data, actions, directions):
+      g = jax.grad(f, argnums=1)(data, actions)
+      return jnp.tensordot(directions, g, axes=g.ndim)
+
+    def jvp_points(data, points, directions):
+      """(f, directional derivative) at each point, in one forward-mode pass."""
+      return jax.vmap(lambda a, v: jax.jvp(lambda a: f(data, a), (a,), (v,)))(
+          points, directions)
+
+    self.ad = ad
+    self.grad_directional = jax.jit(grad_directional)
+    self.batched_f = jax.jit(jax.vmap(f, in_axes=(None, 0)))
+    self.jvp_points = jax.jit(jvp_points)
+
+  def directional(self, data, actions, v, eps) -> tuple[np.ndarray, np.ndarray]:
+    """(AD, central FD) directional derivatives along each row of ``v``.
+
+    With ``ad == 'jvp'`` one compiled program gives both: the primal outputs
+    of forward mode at ``a +- eps v`` are the FD samples.
+    """
+    k = v.shape[0]
+    if self.ad == "grad":
+      d_ad = np.asarray(self.grad_directional(data, actions, v))
+      plus = np.asarray(self.batched_f(data, actions[None] + eps * v))
+      minus = np.asarray(self.batched_f(data, actions[None] - eps * v))
+    else:
+      points = jnp.concatenate([actions[None] + eps * v, actions[None] - eps * v,
+                                jnp.broadcast_to(actions, v.shape)])
+      values, tangents = map(np.asarray, self.jvp_points(
+          data, points, jnp.concatenate([v, v, v])))
+      plus, minus, d_ad = values[:k], values[k:2 * k], tangents[2 * k:]
+    return d_ad, (plus - minus) / (2 * eps)
+
+  def start_state(self, which: str, settle_steps: int, seed: int):
+    """``mjx.Data`` for ``resting`` or ``reset+20`` (seeded).
+
+    ``reset+20`` steps C MuJoCo with the env's own solver settings (tolerance
+    0, the same fixed budget: the simulation the env runs) to avoid one more
+    XLA compile, and keeps its warm start.
+    """
+    env = self.env
+    key = jax.random.PRNGKey(1000 + seed)
+    data = jax.jit(env.reset)(key).pipeline_state
+    if which == "resting":
+      qpos, qvel, _ = settled_qpos_qvel(env, settle_steps)
+      data = data.replace(qpos=jnp.asarray(qpos), qvel=jnp.asarray(qvel))
+      return jax.jit(physics.forward)(env.sys, data)
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = np.asarray(data.qpos), np.asarray(data.qvel)
+    if m.nmocap:
+      d.mocap_pos[:], d.mocap_quat[:] = np.asarray(data.mocap_pos), np.asarray(data.mocap_quat)
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+      d.ctrl[:] = rng.uniform(-0.2, 0.2, m.nu)
+      for _ in range(env.config.n_frames):
+        mujoco.mj_step(m, d)
+    data = data.replace(qpos=jnp.asarray(d.qpos), qvel=jnp.asarray(d.qvel),
+                        qacc_warmstart=jnp.asarray(d.qacc_warmstart),
+                        time=jnp.asarray(d.time, dtype=data.time.dtype))
+    return jax.jit(physics.forward)(env.sys, data)
+
+  def check(self, data, key: jax.Array, n_directions: int, eps: float) -> dict:
+    env = self.env
+    k1, k2 = jax.random.split(key)
+    actions = jax.random.uniform(k1, (self.horizon, env.action_size),
+                                 minval=-0.2, maxval=0.2, dtype=jnp.float64)
+    v = jax.random.normal(k2, (n_directions, self.horizon, env.action_size),
+                          dtype=jnp.float64)
+    v = v / jnp.linalg.norm(v.reshape(n_directions, -1), axis=1)[:, None, None]
+    d_ad, d_fd = self.directional(data, actions, v, eps)
+    fd_norm = np.linalg.norm(d_fd)
+    rel = float(np.linalg.norm(d_ad - d_fd) / max(fd_norm, 1e-300))
+    cos = float(d_ad @ d_fd / max(np.linalg.norm(d_ad) * fd_norm, 1e-300))
+    return {"rel_err": rel, "cosine": cos, "finite": bool(np.isfinite(d_ad).all()),
+            "fd_norm": float(fd_norm), "ad_norm": float(np.linalg.norm(d_ad))}
+
+
+def fidelity(names: list[str], settings: list[tuple[int | None, int | None]],
+             horizon: int, n_directions: int, reset_seeds: int, settle_steps: int,
+             eps: float, ad: str, out: str | None) -> list[dict]:
+  rows = []
+  for name in names:
+    for iterations, ls_iterations in settings:
+      rows += _fidelity_one(name, iterations, ls_iterations, horizon, n_directions,
+                            reset_seeds, settle_steps, eps, ad, out, rows)
+  return rows
+
+
+def _fidelity_one(name, iterations, ls_iterations, horizon, n_directions,
+                  reset_seeds, settle_steps, eps, ad, out, previous) -> list[dict]:
+  rows = []
+  overrides = {}
+  if iterations is not None:
+    overrides["diff_iterations"] = iterations
+  if ls_iterations is not None:
+    overrides["diff_ls_iterations"] = ls_iterations
+  env = envs.make(name, differentiable=True, **overrides)
+  checker = Checker(env, horizon, ad, jax.random.PRNGKey(42))
+  states = [("resting", 0)] + [("reset+20", s) for s in range(reset_seeds)]
+  for which, seed in states:
+    t = time.perf_counter()
+    data = checker.start_state(which, settle_steps, seed)
+    res = checker.check(data, jax.random.PRNGKey(7 + seed), n_directions, eps)
+    label = which if which == "resting" else f"{which} (seed {seed})"
+    row = {"task": name, "state": label,
+           "setting": f"{env.config.diff_iterations} / {env.config.diff_ls_iterations}",
+           "ncon": count_contacts(env, data), **res}
+    row["pass"] = (res["finite"] and res["cosine"] >= COSINE_MIN
+                   and res["rel_err"] <= REL_ERR_MAX)
+    rows.append(row)
+    print(f"# {name} {label}: {time.perf_counter() - t:.0f} s (incl. compile)",
+          file=sys.stderr, flush=True)
+    print(_row_line(row), flush=True)
+    if out:
+      with open(out, "w") as fh:
+        fh.write(table(previous + rows, horizon, n_directions, eps, ad))
+  return rows
+
+
+def _row_line(r: dict) -> str:
+  return (f"| {r['task']} | {r['state']} | {r['setting']} | {r['ncon']} | "
+          f"{r['rel_err']:.1e} | {r['cosine']:.6f} | "
+          f"{'yes' if r['pass'] else 'NO'} |")
+
+
+def table(rows: list[dict], horizon: int, n_directions: int, eps: float, ad: str) -> str:
+  lines = [
+      f"Gradient fidelity, float64, {horizon}-step rollout, AD ({ad}) vs central "
+      f"FD (eps {eps:g}) along {n_directions} random directions; pass = cosine "
+      f">= {COSINE_MIN} and relative error <= {REL_ERR_MAX:g}.",
+      "",
+      "| task | state | iterations / ls_iterations | contacts | relative error | cosine | pass |",
+      "|---|---|---|---:|---:|---:|---|",
+  ]
+  lines += [_row_line(r) for r in rows]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--fidelity", action="store_true",
+                      help="run the AD-vs-FD fidelity table (the only mode)")
+  parser.add_argument("--tasks", nargs="*", default=None,
+                      help="task names (default: every registered task)")
+  parser.add_argument("--iterations", type=int, default=None,
+                      help="override every task's diff_iterations")
+  parser.add_argument("--ls-iterations", type=int, default=None,
+                      help="override every task's diff_ls_iterations")
+  parser.add_argument("--settings", nargs="*", default=None, metavar="IT/LS",
+                      help="several overrides in one run, e.g. 4/2 6/3 8/4")
+  parser.add_argument("--horizon", type=int, default=32)
+  parser.add_argument("--directions", type=int, default=12)
+  parser.add_argument("--reset-seeds", type=int, default=2,
+                      help="number of random reset+20 states per task")
+  parser.add_argument("--settle-steps", type=int, default=300)
+  parser.add_argument("--eps", type=float, default=1e-6)
+  parser.add_argument("--ad", choices=["grad", "jvp"], default="grad",
+                      help="reverse mode (what training uses) or forward mode "
+                           "(same derivative rule, faster compile)")
+  parser.add_argument("--out", default=None, help="write the markdown table here")
+  args = parser.parse_args(argv)
+  if not args.fidelity:
+    parser.error("pass --fidelity (the only mode so far)")
+  names = args.tasks or envs.names()
+  for n in names:
+    envs.env_class(n)  # clear error on a typo before any compile
+  settings = [(args.iterations, args.ls_iterations)]
+  if args.settings:
+    settings = [tuple(int(x) for x in text.split("/")) for text in args.settings]
+  rows = fidelity(names, settings, args.horizon,
+                  args.directions, args.reset_seeds, args.settle_steps, args.eps,
+                  args.ad, args.out)
+  print()
+  print(table(rows, args.horizon, args.directions, args.eps, args.ad))
+  failed = [f"{r['task']} {r['state']}" for r in rows if not r["pass"]]
+  print(f"{len(rows) - len(failed)}/{len(rows)} pass" +
+        (f"; failing: {', '.join(failed)}" if failed else ""))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
