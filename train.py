@@ -30,15 +30,25 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, device, portable, rundir, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cli, device, distributed, portable, rundir, run  # pylint: disable=import-outside-toplevel
 
   run_dir = None
+  launch = None
   try:
     # before anything starts JAX's backend (resolving a preset does)
+    launch, argv = distributed.parse(argv)
     if portable.requested(argv):
       portable.enable()
+    if launch is not None:
+      distributed.initialize(launch)
     request = cli.parse_train_args(argv)
     device.report()  # backend line; warns when a GPU is left unused
+    if launch is not None:
+      print(distributed.process_line())
+      if request.run_dir is None:
+        raise distributed.LaunchError(
+            "a multi-process run needs --run-dir DIR (or --resume DIR), the "
+            "same on every process and on a filesystem they all see")
     if request.resume is not None:
       paths = rundir.RunPaths(request.resume)
       resolved = rundir.read_config(paths.config)
@@ -55,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"{run_dir} already holds a run; continue it with "
             f"`python train.py --resume {run_dir}` or pick another --run-dir")
+    distributed.barrier("run-dir-checked")  # before process 0 writes it
     if resolved.run.portable_determinism:
       portable.enable()  # checks that it took effect (e.g. set by a preset)
     if resolved.run.video:
@@ -63,12 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     run.train_run(resolved, Path(run_dir), resume=resume)
   except (ConfigError, FileNotFoundError,
           headless.RenderingUnavailableError) as e:
+    if launch is not None:  # don't wait for the other processes
+      distributed.fail(str(e), status=2)
     print(f"error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
-    print(f"\ninterrupted; continue with `python train.py --resume "
-          f"{run_dir}`", file=sys.stderr)
+    message = (f"\ninterrupted; continue with `python train.py --resume "
+               f"{run_dir}`")
+    if launch is not None:
+      distributed.fail(message, status=130)
+    print(message, file=sys.stderr)
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if launch is not None:
+      distributed.abort(e)
+    raise
   return 0
 
 

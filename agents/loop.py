@@ -7,7 +7,11 @@ The algorithm itself is a pure jitted ``update(train_state, env_carry) ->
 Scale-out: the env batch axis is sharded over ``jax.devices()`` with a 1-D
 ``jax.sharding.Mesh`` (axis ``"batch"``); the train state is replicated. jit
 then partitions the rollout per device and inserts the cross-device mean of
-the loss (hence of the gradients) itself.
+the loss (hence of the gradients) itself. The same code runs multi-process
+(``jax.distributed``, see trainlib/distributed.py): every process computes
+the same initial train state and reset keys, ``jax.device_put`` turns these
+identical host values into global arrays, and each process only holds its
+own devices' part of the env batch.
 """
 
 from __future__ import annotations
@@ -46,14 +50,19 @@ def raw_key(key: jax.Array) -> jax.Array:
 def make_mesh(num_envs: int) -> Mesh:
   """1-D mesh over all ``jax.devices()`` on axis ``"batch"``.
 
+  In a multi-process run (``jax.distributed``) ``jax.devices()`` lists every
+  process's devices, so every process builds the same global mesh.
+
   Raises:
     ValueError: if ``num_envs`` is not a multiple of the device count.
   """
   devices = jax.devices()
   if num_envs % len(devices):
+    where = (f" over {jax.process_count()} processes" if jax.process_count() > 1
+             else "")
     raise ValueError(f"num_envs={num_envs} must be a multiple of the number of "
-                     f"devices ({len(devices)}) to shard the env batch; set "
-                     f"num_envs to a multiple of {len(devices)}")
+                     f"devices ({len(devices)}{where}) to shard the env batch; "
+                     f"set num_envs to a multiple of {len(devices)}")
   return Mesh(np.asarray(devices), (BATCH_AXIS,))
 
 

@@ -176,15 +176,20 @@ class _StateCheckpoints:
 def _train_diff(resolved: Resolved, paths: RunPaths, resume: bool,
                 log: Callable[[str], None]) -> dict[str, float]:
   import jax  # pylint: disable=import-outside-toplevel
+  from trainlib import distributed  # pylint: disable=import-outside-toplevel
   from agents import checkpoint as policy_ckpt  # pylint: disable=import-outside-toplevel
   from trainlib.evaluation import make_env  # pylint: disable=import-outside-toplevel
 
   module = _agent_module(resolved.agent)
   config = resolved.agent_config
-  env = make_env(resolved, differentiable=True)
+  with distributed.local_model_device():
+    env = make_env(resolved, differentiable=True)
   key = jax.random.PRNGKey(resolved.run.seed)
   steps_per_update = int(config.steps_per_update)
 
+  # every process saves and restores (orbax coordinates them); only
+  # process 0 writes metrics, progress and the policy
+  primary = distributed.is_primary()
   ckpts = _StateCheckpoints(paths.checkpoints)
   initial_state = None
   start_steps = 0
@@ -197,12 +202,16 @@ def _train_diff(resolved: Resolved, paths: RunPaths, resume: bool,
   elif resume:
     log("no checkpoint yet: starting from scratch")
 
-  metrics_log = MetricsLog(paths, resume_step=start_steps if resume else None)
+  metrics_log = (MetricsLog(paths, resume_step=start_steps if resume else None)
+                 if primary else None)
   total = config.num_updates * steps_per_update
   progress = Progress(total, initial=start_steps,
-                      desc=f"{resolved.env_name}/{resolved.agent}")
+                      desc=f"{resolved.env_name}/{resolved.agent}",
+                      file=None if primary else open(os.devnull, "w"))  # pylint: disable=consider-using-with
 
   def progress_fn(env_steps: int, metrics: dict[str, float]) -> None:
+    if not primary:
+      return
     iteration = int(metrics.get("train/iteration", 0))
     # TrainState.env_steps is int32; the iteration count never wraps.
     env_steps = iteration * steps_per_update if iteration else int(env_steps)
@@ -223,7 +232,10 @@ def _train_diff(resolved: Resolved, paths: RunPaths, resume: bool,
   finally:
     progress.close()
     ckpts.close()
-    metrics_log.close()
+    if metrics_log is not None:
+      metrics_log.close()
+  if not primary:
+    return {"compile_s": math.nan, "final_train_return": math.nan}
   policy_ckpt.save_policy(paths.policy_file, policy_params)
   plot_learning_curve(metrics_log.rows, paths.learning_curve,
                       f"{resolved.env_name} / {resolved.agent}")
@@ -369,16 +381,31 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
   Returns:
     A summary: wall_s, compile_s, final_train_return and the eval.json dict.
   """
+  from trainlib import distributed  # pylint: disable=import-outside-toplevel
   from trainlib.evaluation import evaluate_run  # pylint: disable=import-outside-toplevel
   t0 = time.perf_counter()
   paths = RunPaths(Path(run_dir))
-  paths.root.mkdir(parents=True, exist_ok=True)
-  write_config(paths.config, resolved)
+  primary = distributed.is_primary()
+  if distributed.is_active():
+    if resolved.agent == "ppo":
+      raise configs.ConfigError(
+          "--agent ppo (Brax PPO) runs in one process; drop the "
+          "multi-process flags or train with --agent shac/apg")
+    distributed.check_same("config", repr(resolved))
+    if not primary:
+      log = lambda _: None  # process 0 reports
+  if primary:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_config(paths.config, resolved)
   log(f"run dir: {paths.root}")
   if resolved.agent == "ppo":
     summary = _train_ppo(resolved, paths, resume, log)
   else:
     summary = _train_diff(resolved, paths, resume, log)
+  # the other processes are done; process 0 evaluates alone
+  distributed.finish()
+  if not primary:
+    return summary
   train_s = time.perf_counter() - t0
   log(f"training done in {train_s:.1f}s; evaluating the final policy")
   result = evaluate_run(paths.root, log=log)
