@@ -191,6 +191,11 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
     ``(train_state, metrics)`` with the last logged metrics.
   """
   replicated, batch = shardings(mesh)
+  if jax.process_count() > 1:
+    # every process holds the same value; device_put builds the global array
+    # from host copies (arrays committed to one device, e.g. restored from a
+    # checkpoint, would count as a cross-host transfer)
+    train_state = jax.tree.map(np.asarray, train_state)
   train_state = jax.device_put(train_state, replicated)
   start = int(jax.device_get(train_state.iteration))
   key = raw_key(key)
