@@ -9,8 +9,8 @@ process 0 may write the run directory. Then a two-process run is killed
 (SIGKILL of process 1) after its second checkpoint: process 0 must stop
 with a clear error within a bound, and ``--resume`` with two processes must
 finish it. Bad launches (coordinator nobody answers, num_envs not divisible
-by the global device count, different configs) must fail fast with a clear
-message.
+by the global device count, different configs or process counts) must fail
+fast with a clear message.
 
 Each process is ``train.py`` itself; a small wrapper (``WORKER``) only
 records the parameters ``agents.shac.train`` returns in each process, so
@@ -89,14 +89,15 @@ def _env(cache: Path, devices: int = 1) -> dict[str, str]:
 
 
 def _launch(i: int, n: int, port: int, args: list[str], log: Path,
-            cache: Path, out: Path | None = None) -> subprocess.Popen:
+            cache: Path, out: Path | None = None,
+            extra: tuple[str, ...] = ()) -> subprocess.Popen:
   """Process ``i`` of ``n``: the command docs/agents.md shows."""
   cmd = [sys.executable, "train.py", *args]
   if out is not None:
     cmd = [sys.executable, "-c", WORKER, str(out), *args]
   cmd += ["--coordinator-address", f"localhost:{port}",
           "--num-processes", str(n), "--process-id", str(i),
-          "--heartbeat-timeout", str(HEARTBEAT_S)]
+          "--heartbeat-timeout", str(HEARTBEAT_S), *extra]
   return subprocess.Popen(cmd, cwd=ROOT, env=_env(cache), stdout=log.open("w"),
                           stderr=subprocess.STDOUT)
 
@@ -275,6 +276,29 @@ def test_num_envs_not_divisible_by_global_devices(tmp_path):
   # exits first
   assert "num_envs=3 must be a multiple of the number of devices (2 over " \
       "2 processes)" in outs[0], outs[0][-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, index, message", [
+    (["--seed", "7"], 0, "processes [1] were started with another config "
+     "than process 0"),
+    (["--num-processes", "3"], 1, "the coordinator runs 2 processes, this one "
+     "was told --num-processes 3"),
+])
+def test_mismatched_processes_stop(tmp_path, extra, index, message):
+  """Process 1 started with another command line than process 0."""
+  args = [*TINY, "--run-dir", str(tmp_path / "r")]
+  port = _free_port()
+  logs = [tmp_path / f"p{i}.log" for i in range(2)]
+  procs = [_launch(0, 2, port, args, logs[0], tmp_path / "cache"),
+           _launch(1, 2, port, args, logs[1], tmp_path / "cache",
+                   extra=tuple(extra))]
+  t0 = time.perf_counter()
+  outs = _wait(procs, logs, timeout=300)
+  assert all(p.returncode != 0 for p in procs)
+  assert message in outs[index], outs[index][-2000:]
+  assert time.perf_counter() - t0 < 120
+  assert not (tmp_path / "r" / "metrics.csv").exists()
 
 
 @pytest.mark.parametrize("argv, environ, message", [
