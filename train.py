@@ -5,7 +5,9 @@ Every config field is a flag (``python train.py ENV --help`` lists them with
 the preset's defaults). The run directory keeps the resolved config, orbax
 checkpoints, metrics.csv, TensorBoard events, learning_curve.png, the final
 policy, eval.json and video.mp4; ``--resume RUN_DIR`` continues a killed run.
-See docs/training.md.
+See docs/training.md. Several processes (``jax.distributed``): add
+``--coordinator-address HOST:PORT --num-processes N --process-id I`` to each
+one's command (docs/agents.md, "Multi-process training").
 """
 
 from __future__ import annotations
