@@ -1,0 +1,98 @@
+"""Spread of the learning tests' results over seeds and CPU instruction sets.
+
+XLA:CPU generates different code for different instruction sets (AVX-512,
+AVX2, SSE4.2), and chaotic training amplifies the rounding differences, so a
+learning test's verdict must hold across machines, not just on the one it was
+tuned on. This script runs the exact runs of tests/agents/test_agents_learning.py
+(same env, config and metric, from tests/agents/learning_configs.py) for
+several seeds and prints one line per run, plus the return of a uniformly
+random policy on the same env for each seed. Run it once per instruction-set
+setting and set each test's threshold with a clear margin below the worst
+result:
+
+  python benchmarks/learning_spread.py --seeds 0 1 2 3 4
+  XLA_FLAGS=--xla_cpu_max_isa=AVX2 python benchmarks/learning_spread.py --seeds 0 1 2 3 4
+  XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 python benchmarks/learning_spread.py --seeds 0 1 2 3 4
+
+Output: CSV rows ``isa,agent,episodes,seed,first,final,skipped,wall_s`` (``--csv`` appends
+them to a file as well). Returns do not depend on machine load; only the wall
+time does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+# `python benchmarks/x.py` puts benchmarks/ first on sys.path, where
+# benchmarks/envs.py and benchmarks/agents.py would shadow the packages.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, _ROOT)
+sys.path.insert(0, os.path.join(_ROOT, "tests", "agents"))
+
+import jax  # pylint: disable=wrong-import-position
+
+import learning_configs as lc  # pylint: disable=wrong-import-position
+
+
+def _isa() -> str:
+  for flag in os.environ.get("XLA_FLAGS", "").split():
+    if flag.startswith("--xla_cpu_max_isa="):
+      return flag.split("=", 1)[1]
+  return "native"
+
+
+def random_return(env, seed: int, num_envs: int = 64) -> float:
+  """Mean 1000-step return of a uniformly random policy (one episode per env)."""
+  from agents import rollout  # pylint: disable=import-outside-toplevel
+
+  def policy(obs, key):
+    return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
+
+  fn = jax.jit(lambda k: rollout.evaluate(env, policy, k, num_envs, 1000))
+  return float(fn(jax.random.PRNGKey(seed))["eval/episode_return"])
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+  p.add_argument("--agents", nargs="+", default=["shac", "apg"])
+  p.add_argument("--episodes", type=int, nargs="+", default=[3],
+                 help="training length(s) in 1000-step episodes per env")
+  p.add_argument("--no-random", action="store_true",
+                 help="skip the random-policy baseline")
+  p.add_argument("--csv", default=None, help="also append the rows to this file")
+  args = p.parse_args()
+
+  import envs  # pylint: disable=import-outside-toplevel
+  env = envs.make(lc.ENV, differentiable=True)
+  isa = _isa()
+  rows = []
+  print("isa,agent,episodes,seed,first,final,skipped,wall_s", flush=True)
+  for seed in [] if args.no_random else args.seeds:
+    t0 = time.perf_counter()
+    rows.append((isa, "random", 1, seed, float("nan"),
+                 round(random_return(env, seed), 2), 0,
+                 round(time.perf_counter() - t0, 1)))
+    print(",".join(str(x) for x in rows[-1]), flush=True)
+  for episodes, agent, seed in itertools.product(args.episodes, args.agents,
+                                                 args.seeds):
+    t0 = time.perf_counter()
+    first, final, metrics = lc.run(agent, env, episodes, seed)
+    rows.append((isa, agent, episodes, seed, round(first, 2), round(final, 2),
+                 int(metrics["train/skipped_updates"]),
+                 round(time.perf_counter() - t0, 1)))
+    print(",".join(str(x) for x in rows[-1]), flush=True)
+  if args.csv:
+    with open(args.csv, "a", encoding="utf-8") as f:
+      for r in rows:
+        f.write(",".join(str(x) for x in r) + "\n")
+
+
+if __name__ == "__main__":
+  main()

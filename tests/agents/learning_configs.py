@@ -1,0 +1,55 @@
+"""The learning tests' runs, shared by tests/agents/test_agents_learning.py and
+benchmarks/learning_spread.py (which measures their spread over seeds and CPU
+instruction sets, from which the tests' thresholds are set).
+
+A run of ``episodes`` 1000-step episodes per env takes ``updates(episodes) =
+ceil(1000 * episodes / 32)`` updates of 64 envs x 32 steps: every env's last
+episode ends inside the last update, and ``log_every = updates - 1`` makes
+that update a logging window of its own. So the final
+``train/episode_return`` is the mean undiscounted return of the 64 envs'
+last episodes of the stochastic training policy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+ENV = "cartpole_swingup"
+NUM_ENVS, HORIZON, EPISODE_LENGTH = 64, 32, 1000
+
+
+def updates(episodes: int) -> int:
+  return math.ceil(EPISODE_LENGTH * episodes / HORIZON)
+
+
+def shac_config(episodes: int):
+  from agents import shac  # pylint: disable=import-outside-toplevel
+  n = updates(episodes)
+  # the learning rates of configs/cartpole_swingup.yaml
+  return shac.Config(num_timesteps=n * NUM_ENVS * HORIZON, num_envs=NUM_ENVS,
+                     horizon=HORIZON, actor_learning_rate=5e-3,
+                     critic_learning_rate=2e-3, log_every=n - 1)
+
+
+def apg_config(episodes: int):
+  from agents import apg  # pylint: disable=import-outside-toplevel
+  n = updates(episodes)
+  return apg.Config(num_timesteps=n * NUM_ENVS * HORIZON, num_envs=NUM_ENVS,
+                    horizon=HORIZON, learning_rate=1e-2, log_every=n - 1)
+
+
+def run(agent: str, env, episodes: int, seed: int = 0) -> tuple[float, float, dict]:
+  """Trains ``agent`` ("shac" or "apg") on ``env`` for ``episodes`` episodes per env.
+
+  Returns ``(first, final, metrics)``: the first update's return estimate, the
+  final ``train/episode_return`` and the last logged metrics.
+  """
+  from agents import apg, shac  # pylint: disable=import-outside-toplevel
+  mod, config = {"shac": (shac, shac_config), "apg": (apg, apg_config)}[agent]
+  logs = []
+  _, metrics = mod.train(env, config(episodes), jax.random.PRNGKey(seed),
+                         progress_fn=lambda s, m: logs.append(m))
+  first = logs[0]["train/episode_return_estimate"]
+  return first, metrics["train/episode_return"], metrics
