@@ -372,6 +372,11 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
               log: Callable[[str], None] = print) -> dict[str, Any]:
   """Trains, saves the final policy, plots, then evaluates and renders.
 
+  In a multi-process run (``trainlib.distributed``) every process calls this
+  with the same arguments; all train and checkpoint together, then leave the
+  run, and process 0 alone writes the other files and evaluates (the others
+  return only the training summary).
+
   Args:
     resolved: validated configs (from the CLI, or the run's config.yaml).
     run_dir: the run directory (created if missing).
