@@ -17,8 +17,8 @@ For every task (default: ``envs.names()``), in float64:
   random actions ``a`` (uniform in +-0.2, away from the action clip);
 * ``f(a) = w . [qpos_T, qvel_T]`` for a fixed random ``w``;
 * the AD gradient ``g = grad f(a)`` (reverse mode, what training uses; or
-  ``--ad jvp``, forward mode, which uses the same derivative rule and
-  compiles faster) is compared along ``--directions`` random unit directions
+  ``--ad jvp``, forward mode, which uses the same derivative rule and needs
+  one compiled program for AD and FD together instead of two) is compared along ``--directions`` random unit directions
   ``v`` with central finite differences of the *same* forward,
   ``(f(a + eps v) - f(a - eps v)) / (2 eps)``. A direction whose two one-sided
   differences disagree by more than ``JUMP_TOL`` crosses a jump or kink of the
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--eps", type=float, default=1e-6)
   parser.add_argument("--ad", choices=["grad", "jvp"], default="grad",
                       help="reverse mode (what training uses) or forward mode "
-                           "(same derivative rule, faster compile)")
+                           "(same derivative rule, one program for AD and FD)")
   parser.add_argument("--out", default=None, help="write the markdown table here")
   parser.add_argument("--verbose", action="store_true",
                       help="print every direction's AD and FD numbers to stderr")
