@@ -63,22 +63,23 @@ def _resting(env: envs.MjxEnv, steps: int = 300) -> tuple[np.ndarray, np.ndarray
 
 def _has_floor(env: envs.MjxEnv) -> bool:
   m = env.mj_model
-  return bool((m.geom_type == mujoco.mjtGeom.mjGEOM_PLANE).any()) and m.njnt > 0 and (
-      m.jnt_type[0] in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_SLIDE))
+  root_types = (int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+  return (bool((m.geom_type == int(mujoco.mjtGeom.mjGEOM_PLANE)).any())
+          and m.njnt > 0 and int(m.jnt_type[0]) in root_types)
 
 
 def _root_up_index(env: envs.MjxEnv) -> int:
   """qvel index of the root's vertical velocity (free joint: 2; planar: 1)."""
-  return 2 if env.mj_model.jnt_type[0] == mujoco.mjtJoint.mjJNT_FREE else 1
+  return 2 if int(env.mj_model.jnt_type[0]) == int(mujoco.mjtJoint.mjJNT_FREE) else 1
 
 
 def _at_limits(env: envs.MjxEnv, qpos: np.ndarray, past: float) -> np.ndarray:
   m = env.mj_model
   qpos = qpos.copy()
   side = 0
+  scalar = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
   for j in range(m.njnt):
-    if not m.jnt_limited[j] or m.jnt_type[j] not in (mujoco.mjtJoint.mjJNT_HINGE,
-                                                     mujoco.mjtJoint.mjJNT_SLIDE):
+    if not m.jnt_limited[j] or int(m.jnt_type[j]) not in scalar:
       continue
     lo, hi = m.jnt_range[j]
     qpos[m.jnt_qposadr[j]] = lo - past if side == 0 else hi + past
