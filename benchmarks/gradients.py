@@ -45,8 +45,8 @@ simulation being run, and this benchmark shows it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import statistics
 import sys
 import time
 
@@ -256,12 +256,7 @@ def fidelity(names: list[str], settings: list[tuple[int | None, int | None]],
 def _fidelity_one(name, iterations, ls_iterations, horizon, n_directions,
                   reset_seeds, settle_steps, eps, ad, out, previous) -> list[dict]:
   rows = []
-  overrides = {}
-  if iterations is not None:
-    overrides["diff_iterations"] = iterations
-  if ls_iterations is not None:
-    overrides["diff_ls_iterations"] = ls_iterations
-  env = envs.make(name, differentiable=True, **overrides)
+  env = _diff_env(name, iterations, ls_iterations)
   checker = Checker(env, horizon, ad, jax.random.PRNGKey(42), verbose=_VERBOSE)
   states = [("resting", 0)] + [("reset+20", s) for s in range(reset_seeds)]
   for which, seed in states:
@@ -313,43 +308,37 @@ def table(rows: list[dict], horizon: int, n_directions: int, eps: float, ad: str
 # --------------------------------------------------------------------------
 
 
-def throughput(name: str, iterations: int | None, ls_iterations: int | None,
-               batch: int, steps: int, repeats: int) -> dict:
-  """Env steps/s of the forward rollout and of ``value_and_grad`` of its
-  summed return w.r.t. the ``[steps, batch, nu]`` actions (median of
-  ``repeats`` runs after compilation), as in ``benchmarks/envs.py``.
-  """
+def _diff_env(name: str, iterations: int | None, ls_iterations: int | None):
+  """The task's differentiable env, with its solver budget overridden where given."""
   overrides = {}
   if iterations is not None:
     overrides["diff_iterations"] = iterations
   if ls_iterations is not None:
     overrides["diff_ls_iterations"] = ls_iterations
-  env = envs.make(name, differentiable=True, **overrides)
-  state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), batch))
-  actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, batch, env.action_size),
-                               minval=-1.0, maxval=1.0)
-  step = jax.vmap(env.step)
+  return envs.make(name, differentiable=True, **overrides)
 
-  def ret(actions, state):
-    def body(s, a):
-      s = step(s, a)
-      return s, s.reward
 
-    return jnp.sum(jax.lax.scan(body, state, actions)[1])
+def _load_bench_envs():
+  """benchmarks/envs.py as a module (its file name shadows the package)."""
+  spec = importlib.util.spec_from_file_location(
+      "_bench_envs", os.path.join(_HERE, "envs.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
+
+def throughput(name: str, iterations: int | None, ls_iterations: int | None,
+               batch: int, steps: int, repeats: int) -> dict:
+  """Env steps/s of the forward rollout and of ``value_and_grad`` of its
+  summed return w.r.t. the ``[steps, batch, nu]`` actions (median of
+  ``repeats`` runs after compilation): ``benchmarks/envs.py``'s ``bench`` on
+  the env with this solver budget.
+  """
+  env = _diff_env(name, iterations, ls_iterations)
   row = {"task": name, "setting": f"{env.config.diff_iterations} / "
                                   f"{env.config.diff_ls_iterations}",
          "load_before": os.getloadavg()[0]}
-  for key, fn in (("forward", jax.jit(ret)), ("grad", jax.jit(jax.value_and_grad(ret)))):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(actions, state))
-    row[f"{key}_compile_s"] = time.perf_counter() - t
-    runs = []
-    for _ in range(repeats):
-      t = time.perf_counter()
-      jax.block_until_ready(fn(actions, state))
-      runs.append(time.perf_counter() - t)
-    row[f"{key}_sps"] = batch * steps / statistics.median(runs)
+  row.update(_load_bench_envs().bench(name, True, batch, steps, repeats, env=env))
   row["load_after"] = os.getloadavg()[0]
   return row
 

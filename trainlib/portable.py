@@ -1,5 +1,5 @@
 """Portable determinism: the same seed trains bit-identically on any x86-64
-CPU with AVX2, at some speed cost on CPUs with AVX-512.
+CPU with AVX2 (no speed cost measured on the cart-pole; docs/training.md).
 
 XLA:CPU compiles every jitted function for the instruction set of the CPU it
 runs on (AVX-512, AVX2, ...). Different instructions round differently (wider
