@@ -1,10 +1,12 @@
 """Humanoid: walk forward (+x) without falling (SHAC form).
 
-Terminates when the torso drops below 0.8 m.
+Terminates when the torso drops below 0.8 m. The chest, head, lower waist,
+pelvis, forearms, shins and feet collide with the floor (17 MJX candidate
+contacts), so a fallen body rests on it (see ``envs/assets/humanoid.xml``).
 Differentiable mode: 6 solver / 3 line-search iterations, the model's own
 contacts: the cheapest setting measured whose gradients match finite
 differences at resting contact and at reset states (4 / 2 and 5 / 3 did
-not; see docs/envs.md).
+not; 6 / 3 re-checked on the current collision model; see docs/envs.md).
 """
 
 from __future__ import annotations
