@@ -47,8 +47,9 @@ class EnvConfig:
   """Settings shared by every task. Tasks subclass this with their own fields.
 
   Attributes:
-    episode_length: env steps per episode (used by the Brax ``EpisodeWrapper``
-      that training code builds; the env itself never truncates).
+    episode_length: env steps per episode (the env itself never truncates:
+      ``agents/rollout.py`` does for this project's agents and evaluation,
+      Brax's ``EpisodeWrapper`` inside Brax's trainers).
     n_frames: physics steps per env step (the control period is
       ``n_frames * timestep``).
     timestep: physics timestep in seconds (written into the host model).
@@ -61,6 +62,9 @@ class EnvConfig:
     diff_contact_solref: ``(timeconst, dampratio)`` written into every geom's
       ``solref`` in differentiable mode, or ``None`` to keep the model's
       contacts. A larger time constant is a softer contact.
+    diff_contact_distance: contacts from distance in differentiable mode
+      (``physics.contacts_from_distance``): gradients see contacts up to this
+      far (metres) beyond their margin; forward values are unchanged. 0 = off.
     reset_noise_scale: half-width of the uniform noise added to the initial
       joint positions and velocities.
   """
@@ -73,6 +77,7 @@ class EnvConfig:
   diff_iterations: int = 4
   diff_ls_iterations: int = 4
   diff_contact_solref: tuple[float, float] | None = None
+  diff_contact_distance: float = 0.0
   reset_noise_scale: float = 0.1
 
   def __post_init__(self):
@@ -91,6 +96,13 @@ class EnvConfig:
         raise ValueError(
             "diff_contact_solref must be None or (timeconst > 0, dampratio), "
             f"got {self.diff_contact_solref!r}.")
+
+    if isinstance(self.diff_contact_distance, bool) or not (
+        isinstance(self.diff_contact_distance, (int, float))
+            and 0 <= self.diff_contact_distance < float("inf")):
+      raise ValueError(
+          "diff_contact_distance must be a finite number >= 0 (0 = off), got "
+          f"{self.diff_contact_distance!r}.")
 
   @property
   def dt(self) -> float:
@@ -202,6 +214,8 @@ class MjxEnv(brax_base.Env):
     self.differentiable = bool(differentiable)
     self.mj_model = mj_model
     self.sys = physics.put_model(mj_model)
+    if differentiable and config.diff_contact_distance > 0:
+      self.sys = physics.contacts_from_distance(self.sys, config.diff_contact_distance)
     self._init_qpos = jnp.asarray(mj_model.qpos0)
     self._setup()
     self._frozen = True

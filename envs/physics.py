@@ -30,6 +30,8 @@ Public API:
   put_model(mj_model) -> mjx.Model      (static tolerance)
   static_tolerance(model) -> mjx.Model  (same, for an existing mjx.Model)
   is_differentiable(model) -> bool
+  contacts_from_distance(model, distance) -> mjx.Model  (backward-only contacts)
+  contact_distance(model) -> float
   patch_mjx()                            (context manager)
 
 See docs/differentiable_mode.md for the contract.
@@ -50,6 +52,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import mjx
+from mujoco.mjx._src import constraint as _mjx_constraint
 from mujoco.mjx._src import math as _mjx_math
 from mujoco.mjx._src import solver as _mjx_solver
 from mujoco.mjx._src import support as _mjx_support
@@ -58,6 +61,8 @@ from mujoco.mjx._src import types as _mjx_types
 __all__ = [
     "TESTED_MJX_VERSIONS",
     "StaticToleranceOption",
+    "contact_distance",
+    "contacts_from_distance",
     "differentiable_model",
     "forward",
     "is_differentiable",
@@ -78,6 +83,8 @@ _REQUIRED = ("Context", "_linesearch", "_update_constraint", "_update_gradient",
 
 def _check_mjx_version() -> None:
   missing = [n for n in _REQUIRED if not hasattr(_mjx_solver, n)]
+  if not hasattr(_mjx_constraint, "make_constraint"):
+    missing.append("constraint.make_constraint")
   if missing:
     raise ImportError(
         f"envs.physics needs mujoco.mjx._src.solver.{missing}, which this "
@@ -115,9 +122,13 @@ class StaticToleranceOption(_mjx_types.Option):
   in the pytree's aux data (like ``iterations``), so it stays known at trace
   time when the model is a ``jit`` argument or ``vmap``-ped. Changing the
   tolerance therefore recompiles, as changing ``iterations`` does.
+
+  ``diff_contact_distance`` (static too, 0 = off) is set by
+  :func:`contacts_from_distance`; it changes derivatives only, never values.
   """
 
   tolerance: float
+  diff_contact_distance: float = 0.0
 
 
 def static_tolerance(model: mjx.Model) -> mjx.Model:
@@ -170,6 +181,67 @@ def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
   if isinstance(model, mujoco.MjModel):
     return float(model.opt.tolerance) == 0.0
   return _tolerance(model) == 0.0
+
+
+# --------------------------------------------------------------------------
+# Contacts from distance (backward only)
+# --------------------------------------------------------------------------
+
+
+def contacts_from_distance(model: mjx.Model, distance: float) -> mjx.Model:
+  """Returns ``model`` whose gradients see contacts from ``distance`` away.
+
+  Forward values are unchanged, bit for bit: the constraint solve is the same.
+  Only the derivative attached to the solve (differentiable mode, tolerance
+  0) changes: it is taken as if every contact whose distance lies within
+  ``distance`` beyond its margin were already active, with an impedance that
+  rises smoothly from almost nothing at ``distance`` to the contact's own
+  ``solimp`` ``dmax`` at the margin (a "ghost" contact). Inside that band the
+  gradient of the state with respect to positions, velocities and controls is
+  no longer zero before touch. Contacts already active, and every other
+  constraint, keep their exact derivative, though the ghost rows enter the
+  Hessian they are solved with. See docs/differentiable_mode.md (contacts).
+
+  Args:
+    model: an ``mjx.Model`` (or Brax ``System``) with a concrete tolerance;
+      it is made static-tolerance (:func:`static_tolerance`) if it is not.
+      Only the tolerance-0 solve reads the setting.
+    distance: the band in metres (model length units); 0 turns it off.
+
+  Raises:
+    ValueError: if ``distance`` is negative or not finite.
+    TypeError: as :func:`static_tolerance`.
+  """
+  distance = float(distance)
+  if not np.isfinite(distance) or distance < 0:
+    raise ValueError(f"distance must be finite and >= 0, got {distance!r}.")
+  model = static_tolerance(model)
+  return model.replace(opt=model.opt.replace(diff_contact_distance=distance))
+
+
+def contact_distance(model: mjx.Model) -> float:
+  """The backward-only contact distance of ``model`` (0.0 when off)."""
+  return float(getattr(model.opt, "diff_contact_distance", 0.0))
+
+
+def _ghost_constraints(m: mjx.Model, d: mjx.Data, distance: float) -> mjx.Data:
+  """``d`` with constraint rows rebuilt so that contacts within ``distance``
+  beyond their margin are active ("ghost" rows).
+
+  A contact inactive in the real problem (``dist >= includemargin``) gets its
+  margin widened by ``distance`` and an impedance ``solimp = (1e-4, dmax,
+  distance, 0.5, 2)``: about zero force at the outer edge of the band, the
+  contact's ``dmax`` at its real margin. Active contacts keep their rows.
+  """
+  c = d._impl.contact
+  if c.dist.shape[0] == 0:
+    return d
+  ghost = c.dist >= c.includemargin
+  solimp = c.solimp.at[:, 0].set(jnp.where(ghost, mujoco.mjMINIMP, c.solimp[:, 0]))
+  solimp = solimp.at[:, 2].set(jnp.where(ghost, distance, solimp[:, 2]))
+  c = c.replace(includemargin=c.includemargin + jnp.where(ghost, distance, 0.0),
+                solimp=solimp)
+  return _mjx_constraint.make_constraint(m, d.tree_replace({"_impl.contact": c}))
 
 
 # --------------------------------------------------------------------------
@@ -268,6 +340,18 @@ def _solve_arrays_jvp(primals, tangents):
   m, d = primals
   out = _solve_arrays(m, d)
   qacc_star = jax.lax.stop_gradient(out[0])
+  distance = contact_distance(m)
+  if distance > 0 and d._impl.contact.dist.shape[0]:
+    # Contacts from distance: the tangent is the implicit derivative of the
+    # problem with ghost rows (see _ghost_constraints), at that problem's own
+    # optimum, found from the real solution with the model's iteration
+    # budget. Values stay those of the real solve.
+    ghost = lambda m, d: _ghost_constraints(m, d, distance)
+    d_ghost = jax.lax.stop_gradient(ghost(m, d).replace(qacc_warmstart=qacc_star))
+    x = jax.lax.stop_gradient(_run_iterations(m, d_ghost).qacc)
+    _, out_dot = jax.jvp(lambda m, d: _solution_map(m, ghost(m, d), x),
+                         (m, d), tangents)
+    return out, out_dot
   _, out_dot = jax.jvp(lambda m, d: _solution_map(m, d, qacc_star),
                        (m, d), tangents)
   return out, out_dot
