@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, evaluation, portable, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cache, cli, evaluation, portable  # pylint: disable=import-outside-toplevel
 
   try:
     if portable.requested(argv):  # the run was trained with it: evaluate alike
@@ -38,15 +38,14 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if args.video:
       headless.configure().require()
-    run.enable_compilation_cache()
+    cache.enable_compilation_cache()
     result = evaluation.evaluate_run(args.run_dir, episodes=args.episodes,
                                      video=args.video, seed=args.seed)
   except (ConfigError, FileNotFoundError,
           headless.RenderingUnavailableError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(f"return {result['return_mean']:.2f} ± {result['return_std']:.2f} "
-        f"({result['episodes']} episodes)")
+  print(evaluation.summary_line(result))
   return 0
 
 

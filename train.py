@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     headless.configure()
 
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cli, device, distributed, portable, rundir, run  # pylint: disable=import-outside-toplevel
+  from trainlib import cache, cli, device, distributed, portable, rundir, run  # pylint: disable=import-outside-toplevel
 
   run_dir = None
   launch = None
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
       portable.enable()  # checks that it took effect (e.g. set by a preset)
     if resolved.run.video:
       headless.configure().require()
-    run.enable_compilation_cache()
+    cache.enable_compilation_cache()
     run.train_run(resolved, Path(run_dir), resume=resume)
   except (ConfigError, FileNotFoundError,
           headless.RenderingUnavailableError) as e:

@@ -1,15 +1,19 @@
-"""Save and load policy parameters (:class:`agents.networks.PolicyParams`).
+"""Save and load policies and train states.
 
-One file per policy: flax msgpack of ``{"format", "spec", "network",
-"normalizer"}``, where ``spec`` holds the static sizes, so
-:func:`load_policy` needs nothing but the path. (Full ``TrainState``
-checkpoints for resuming are plain array pytrees: save them with orbax.)
+* :func:`save_policy` / :func:`load_policy`: one file per policy
+  (:class:`agents.networks.PolicyParams`), flax msgpack of ``{"format",
+  "spec", "network", "normalizer"}``, where ``spec`` holds the static sizes,
+  so :func:`load_policy` needs nothing but the path.
+* :class:`StateCheckpoints`: orbax checkpoints of a whole ``TrainState`` (a
+  plain array pytree) for resuming, keyed by update.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -78,3 +82,38 @@ def load_policy(path: str | os.PathLike) -> PolicyParams:
                                count=jnp.asarray(norm["count"]))
   network = jax.tree.map(jnp.asarray, tree["network"])
   return PolicyParams(network=network, normalizer=normalizer, spec=spec)
+
+
+class StateCheckpoints:
+  """orbax ``CheckpointManager`` of an agent's ``TrainState``, keyed by its
+  ``iteration``; keeps the latest ``max_to_keep``. Each save is atomic (orbax
+  writes a temporary directory and renames it when complete), so a run
+  killed mid-write resumes from the previous complete checkpoint."""
+
+  def __init__(self, directory: Path, max_to_keep: int = 2):
+    import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+    self._ocp = ocp
+    self.mngr = ocp.CheckpointManager(
+        Path(directory).absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> int | None:
+    """The iteration of the latest complete checkpoint, or None."""
+    return self.mngr.latest_step()
+
+  def save(self, train_state: Any) -> int:
+    """Saves ``train_state`` under its iteration; returns the iteration."""
+    step = int(jax.device_get(train_state.iteration))
+    self.mngr.save(step, args=self._ocp.args.StandardSave(train_state))
+    return step
+
+  def restore(self, template: Any, step: int | None = None) -> Any:
+    """The train state saved at ``step`` (default: the latest), shaped like
+    ``template`` (e.g. ``agent.init(env, config, key)``)."""
+    step = self.mngr.latest_step() if step is None else step
+    return self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
+
+  def close(self) -> None:
+    """Waits for pending writes, then closes the manager."""
+    self.mngr.wait_until_finished()
+    self.mngr.close()

@@ -1,8 +1,12 @@
-"""The outer training loop shared by APG and SHAC: device mesh, compile,
-logging windows, progress and checkpoint callbacks.
+"""The training driver shared by APG and SHAC: :func:`train` (device mesh,
+compile, logging windows, progress and checkpoint callbacks) and
+:func:`train_in_dir` (the same with orbax checkpoints and the saved policy,
+as ``train.py`` runs it).
 
-The algorithm itself is a pure jitted ``update(train_state, env_carry) ->
-(train_state, env_carry, metrics)``; this module only drives it.
+An agent is a module with ``NAME``, ``Config``, ``init(env, config, key)``
+and ``make_update(env, config, episode_length, constrain)``, which returns a
+pure ``update(train_state, env_carry) -> (train_state, env_carry, metrics)``;
+this module only drives it.
 
 Scale-out: the env batch axis is sharded over ``jax.devices()`` with a 1-D
 ``jax.sharding.Mesh`` (axis ``"batch"``); the train state is replicated. jit
@@ -20,6 +24,8 @@ import collections
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jax
@@ -27,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from agents import networks
 from agents import rollout as rollout_lib
 
 BATCH_AXIS = "batch"
@@ -94,7 +101,7 @@ def resolve_episode_length(env: Any, configured: int | None) -> int:
 # Keys of update metrics that are summed (not averaged) over a logging window.
 SUM_KEYS = ("_episode_return_sum", "_episodes_finished")
 # Keys reported as their last value in the window.
-LAST_KEYS = ("train/skipped_updates", "train/learning_rate")
+LAST_KEYS = ("train/skipped_updates",)
 
 
 def rollout_metrics(tr: Any, policy: Any, episode_length: int) -> dict[str, jax.Array]:
@@ -169,7 +176,7 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       and ``_episodes_finished`` are summed over a logging window into
       ``train/episode_return`` (the last value is repeated while no episode
       finishes; NaN before the first).
-    train_state: must have ``iteration`` and ``env_steps`` fields.
+    train_state: must have an ``iteration`` field.
     env: the unbatched env (reset here with one jitted ``vmap(env.reset)``,
       which also refreshes ``EnvCarry.reset_state`` before every update).
     key: base key of the env resets (reset keys are
@@ -236,7 +243,7 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       if first:
         metrics["train/compile_s"] = compile_s
       last_return = metrics["train/episode_return"]
-      env_steps = int(jax.device_get(train_state.env_steps))
+      env_steps = (it + 1) * steps_per_update  # a Python int: never wraps
       metrics["train/env_steps"] = float(env_steps)
       metrics["train/iteration"] = float(it + 1)
       if progress_fn is not None:
@@ -252,3 +259,99 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
   if not metrics:  # resumed at the end: nothing ran
     metrics = {"train/compile_s": compile_s}
   return train_state, metrics
+
+
+def policy_params(env: Any, config: Any, train_state: Any) -> networks.PolicyParams:
+  """The self-describing :class:`agents.networks.PolicyParams` of a train state."""
+  return networks.PolicyParams(network=train_state.policy,
+                               normalizer=train_state.normalizer,
+                               spec=networks.policy_spec(env, config))
+
+
+def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
+          progress_fn: ProgressFn | None = None, *,
+          checkpoint_fn: Callable[[Any], None] | None = None,
+          checkpoint_every: int = 0, initial_state: Any | None = None,
+          ) -> tuple[networks.PolicyParams, dict[str, float]]:
+  """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
+
+  Args:
+    agent: the agent module (``NAME``, ``Config``, ``init``, ``make_update``).
+    env: unbatched Brax env built with ``envs.make(name, differentiable=True)``.
+    config: an instance of ``agent.Config``.
+    key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+    progress_fn: ``progress_fn(env_steps, metrics)`` after the first (compiling)
+      update and then every ``config.log_every`` updates. Metrics:
+      ``train/episode_return`` (mean return of episodes finished in the
+      logging window; repeats the last value when none finished, NaN before
+      the first), ``train/episode_return_estimate`` (mean reward per step x
+      episode_length), ``train/actor_loss``, ``train/grad_norm``,
+      ``train/skipped_updates`` (cumulative), ``train/sps``,
+      ``train/update_s``, ``train/policy_std``, ``train/env_steps``,
+      ``train/iteration``, ``reward/<term>``, the agent's own (SHAC:
+      ``train/critic_loss``, ``train/critic_grad_norm``, ``train/value``), and
+      on the first call only ``train/compile_s``.
+    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
+      updates and once at the end.
+    checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
+    initial_state: a train state to resume from (envs are reset fresh).
+
+  Returns:
+    ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
+    :func:`agents.networks.make_policy` / ``agents.checkpoint.save_policy``,
+    and the last logged metrics.
+
+  Raises:
+    ValueError: env not differentiable (build it with
+      ``envs.make(name, differentiable=True)``), or ``num_envs`` not a
+      multiple of the device count.
+    TypeError: not a Brax env, or a ``config`` of the wrong type.
+  """
+  if not isinstance(config, agent.Config):
+    raise TypeError(f"config must be agents.{agent.NAME}.Config, got "
+                    f"{type(config).__module__}.{type(config).__name__}")
+  rollout_lib.check_env(env, agent.NAME.upper())
+  mesh = make_mesh(config.num_envs)
+  episode_length = resolve_episode_length(env, config.episode_length)
+  ts = initial_state if initial_state is not None else agent.init(env, config, key)
+  update = agent.make_update(env, config, episode_length, batch_constraint(mesh))
+  reset_key = jax.random.fold_in(raw_key(key), 1)
+  ts, metrics = run(update, ts, env, reset_key, config.num_envs, mesh=mesh,
+                    num_updates=config.num_updates,
+                    steps_per_update=config.steps_per_update,
+                    log_every=config.log_every, progress_fn=progress_fn,
+                    checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
+                    cache_key=(agent.NAME, env, config, episode_length))
+  return policy_params(env, config, ts), metrics
+
+
+def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
+                 checkpoint_dir: Path, policy_path: Path, resume: bool,
+                 checkpoint_every: int, progress_fn: ProgressFn,
+                 log: Callable[[str], None]) -> None:
+  """:func:`train` with orbax checkpoints in ``checkpoint_dir`` and the final
+  policy written to ``policy_path`` (what ``train.py`` runs for SHAC/APG).
+
+  ``resume``: continue from the latest complete checkpoint (orbax writes
+  each into a temporary directory and renames it when complete). In a
+  multi-process run every process calls this; all save and restore the
+  checkpoints together, process 0 alone writes the policy.
+  """
+  from agents import checkpoint  # pylint: disable=import-outside-toplevel
+  key = jax.random.PRNGKey(seed)
+  ckpts = checkpoint.StateCheckpoints(checkpoint_dir)
+  initial_state = None
+  if resume and ckpts.latest_step() is not None:
+    initial_state = ckpts.restore(agent.init(env, config, key))
+    log(f"resumed from checkpoint at update {ckpts.latest_step()} "
+        f"({ckpts.latest_step() * config.steps_per_update} env steps)")
+  elif resume:
+    log("no checkpoint yet: starting from scratch")
+  try:
+    params, _ = train(agent, env, config, key, progress_fn,
+                      checkpoint_fn=ckpts.save, checkpoint_every=checkpoint_every,
+                      initial_state=initial_state)
+  finally:
+    ckpts.close()
+  if jax.process_index() == 0:
+    checkpoint.save_policy(policy_path, params)

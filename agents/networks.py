@@ -92,6 +92,13 @@ class PolicyParams:
   spec: PolicySpec = struct.field(pytree_node=False)
 
 
+def policy_spec(env: Any, config: Any) -> PolicySpec:
+  """Static policy shapes for ``env`` under an agent ``config``
+  (its ``policy_hidden_sizes`` and ``init_log_std``)."""
+  return PolicySpec(int(env.observation_size), int(env.action_size),
+                    tuple(config.policy_hidden_sizes), float(config.init_log_std))
+
+
 def init_policy(spec: PolicySpec, key: jax.Array) -> Params:
   """Initial policy-network parameters for ``spec``."""
   return spec.module().init(key, jnp.zeros((1, spec.obs_size)))

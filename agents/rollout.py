@@ -16,11 +16,14 @@ auto-reset, returns) lives here, not in wrappers:
 * ``Transition.next_obs`` is the observation *before* the reset, so a critic
   can bootstrap truncated episodes from it.
 
-The reset batch is drawn *outside* the rollout (:func:`reset` /
-:func:`refresh`, one jitted ``vmap(env.reset)``), so the differentiable update
-does not compile a second copy of the env's reset/forward (on MJX that is a
-large share of compile time), and it is reused for any env that finishes
-inside a window. Training loops refresh it before every update.
+The reset batch is drawn *outside* the rollout (:func:`reset_batch`, one
+jitted ``vmap(env.reset)``), so the differentiable update does not compile a
+second copy of the env's reset/forward (on MJX that is a large share of
+compile time), and it is reused for any env that finishes inside a window.
+``agents.loop`` draws a fresh batch before every update.
+
+:func:`evaluate` runs the same :func:`rollout` for one episode per env and
+counts each env only until its first ``done``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ class Transition:
     episode_return: ``[T, B]`` return of the episode that ended at this step
       (0 where none ended).
     metrics: ``dict[str, [T, B]]`` the env's per-step metrics (reward terms).
+    extras: ``record(state)`` of the state after each step, before any reset
+      (``[T, B, ...]`` leaves), when :func:`rollout` was given ``record``;
+      else None.
   """
 
   obs: jax.Array
@@ -79,6 +85,7 @@ class Transition:
   truncated: jax.Array
   episode_return: jax.Array
   metrics: dict[str, jax.Array]
+  extras: Any = None
 
   @property
   def done(self) -> jax.Array:
@@ -145,11 +152,6 @@ def reset(env: Env, key: jax.Array, num_envs: int) -> EnvCarry:
                   reset_state=state)
 
 
-def refresh(env: Env, carry: EnvCarry, key: jax.Array) -> EnvCarry:
-  """Draws a new batch of reset states into ``carry.reset_state``."""
-  return carry.replace(reset_state=reset_batch(env, key, carry.steps.shape[0]))
-
-
 def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
   """Per-env ``where`` over two pytrees with a leading batch axis."""
   def pick(a, b):
@@ -161,6 +163,7 @@ def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
 def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
             horizon: int, episode_length: int,
             constrain: Callable[[Any], Any] | None = None,
+            record: Callable[[State], Any] | None = None,
             ) -> tuple[EnvCarry, Transition]:
   """Runs ``policy`` for ``horizon`` steps in every env of the batch.
 
@@ -174,6 +177,10 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     episode_length: time limit after which episodes are truncated and reset.
     constrain: optional function applied to batched arrays to pin their
       sharding (``jax.lax.with_sharding_constraint``); identity if None.
+    record: optional ``record(state) -> pytree`` of one (unbatched) env state;
+      its value after every step (before any reset) is returned in
+      ``Transition.extras``. Evaluation records positions for videos and
+      forward velocity; training passes None.
 
   Returns:
     ``(carry, transition)``: the env state after ``T`` steps and the
@@ -206,7 +213,8 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     trans = Transition(
         obs=state.obs, action=action, reward=nstate.reward,
         next_obs=nstate.obs, terminated=terminated, truncated=truncated,
-        episode_return=ep_ret * done, metrics=dict(nstate.metrics))
+        episode_return=ep_ret * done, metrics=dict(nstate.metrics),
+        extras=None if record is None else jax.vmap(record)(nstate))
     # auto-reset: the reset state carries no gradient
     if jax.tree.structure(reset_state) != jax.tree.structure(nstate):
       raise ValueError(
@@ -228,26 +236,64 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
   return carry, transitions
 
 
-def evaluate(env: Env, policy: PolicyFn, key: jax.Array, num_envs: int,
-             episode_length: int) -> dict[str, jax.Array]:
-  """Mean return of one episode per env, using :func:`rollout`.
+@struct.dataclass
+class EvalResult:
+  """Episodes of :func:`evaluate`, one per env (``N`` = ``num_envs``).
 
-  Each of ``num_envs`` envs runs ``episode_length`` steps; only its first
-  episode counts (an early-terminated env's later episodes are ignored).
-  Jit-able (``env``, ``num_envs``, ``episode_length`` static).
+  Attributes:
+    returns: ``[N]`` undiscounted return of each env's first episode.
+    lengths: ``[N]`` int32 steps of that episode.
+    terminated: ``[N]`` bool, the episode ended by termination (a fall)
+      before ``episode_length``.
+    start: ``record(state)`` of the reset states (``[N, ...]`` leaves), or
+      None without ``record``.
+    trajectory: ``record(state)`` after every step (``[T, N, ...]``), or None.
+      Entries at ``t >= lengths[i]`` belong to env ``i``'s later episodes:
+      ignore them.
+  """
+
+  returns: jax.Array
+  lengths: jax.Array
+  terminated: jax.Array
+  start: Any = None
+  trajectory: Any = None
+
+
+def evaluate(env: Env, policy: PolicyFn, key: jax.Array, num_envs: int,
+             episode_length: int, record: Callable[[State], Any] | None = None
+             ) -> EvalResult:
+  """One episode per env with :func:`rollout`, each env counted until its
+  first ``done`` (an early-terminated env's later steps are ignored).
+
+  The reset states are ``reset_batch(env, k, num_envs)`` with ``k`` the first
+  half of ``jax.random.split(key)``, so the same ``key`` gives the same
+  initial states wherever it is used (``train.py``'s eval.json, benchmarks).
+  Jit-able (``env``, ``policy``, ``num_envs``, ``episode_length``, ``record``
+  static).
+
+  Args:
+    env: an unbatched Brax env.
+    policy: ``policy(obs [B, obs_size], key) -> action [B, action_size]``.
+    key: PRNG key of the initial states and of the policy's noise.
+    num_envs: ``N`` episodes, run in parallel.
+    episode_length: ``T``, the time limit.
+    record: optional ``record(state) -> pytree`` of positions etc. to return
+      for every step (see :class:`EvalResult`).
 
   Returns:
-    ``{'eval/episode_return': [], 'eval/episode_return_std': [],
-    'eval/episode_length': []}``.
+    An :class:`EvalResult`.
   """
   reset_key, key = jax.random.split(key)
   carry = reset(env, reset_key, num_envs)
-  _, tr = rollout(env, policy, carry, key, episode_length, episode_length)
+  _, tr = rollout(env, policy, carry, key, episode_length, episode_length,
+                  record=record)
   done = tr.done
   # alive[t] = no episode ended strictly before t
   alive = jnp.cumprod(1.0 - jnp.concatenate([jnp.zeros_like(done[:1]), done[:-1]]), axis=0)
-  returns = jnp.sum(tr.reward * alive, axis=0)
-  lengths = jnp.sum(alive, axis=0)
-  return {"eval/episode_return": jnp.mean(returns),
-          "eval/episode_return_std": jnp.std(returns),
-          "eval/episode_length": jnp.mean(lengths)}
+  first_end = alive * done  # 1.0 at each env's first done
+  return EvalResult(
+      returns=jnp.sum(tr.reward * alive, axis=0),
+      lengths=jnp.sum(alive, axis=0).astype(jnp.int32),
+      terminated=jnp.sum(first_end * tr.terminated, axis=0) > 0,
+      start=None if record is None else jax.vmap(record)(carry.state),
+      trajectory=tr.extras)

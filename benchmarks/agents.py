@@ -9,7 +9,9 @@ One process runs every (agent, env) pair in turn and writes
 
 Evaluation is the same for every agent: the deterministic policy, 16 envs, one
 1000-step episode each, on the default-mode env (``envs.make(name)``), via
-``agents.rollout.evaluate`` for SHAC/APG and Brax's own evaluator for PPO.
+``agents.rollout.evaluate`` (the evaluation of ``train.py``'s eval.json: the
+same seed gives the same initial states) for SHAC/APG and Brax's own
+evaluator for PPO.
 Wall-clock is time since the start of ``train`` (compile included) minus time
 spent in evaluation. SHAC/APG train on ``envs.make(name, differentiable=True)``,
 PPO on the default-mode env.
@@ -37,18 +39,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_compilation_cache_dir",
-                  os.path.expanduser("~/.cache/mjx_diffrl_jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 5.0)
+from trainlib import cache  # noqa: E402
+
+cache.enable_compilation_cache()  # the one cache directory of train.py
 
 import envs  # noqa: E402
-from brax import envs as brax_envs  # noqa: E402
-from agents import apg, networks, rollout, shac  # noqa: E402
+from agents import apg, loop, networks, rollout, shac  # noqa: E402
 
 EVAL_ENVS = 16
 EPISODE = 1000
 
-SHAC_CONFIG = shac.Config(num_envs=64, horizon=32, actor_learning_rate=1e-2,
+SHAC_CONFIG = shac.Config(num_envs=64, horizon=32, learning_rate=1e-2,
                           critic_learning_rate=1e-3, log_every=20)
 APG_CONFIG = apg.Config(num_envs=64, horizon=32, learning_rate=1e-2, log_every=20)
 PPO_KWARGS = dict(num_envs=128, batch_size=128, num_minibatches=4, unroll_length=32,
@@ -62,15 +63,15 @@ PPO_KWARGS = dict(num_envs=128, batch_size=128, num_minibatches=4, unroll_length
 def _evaluator(name: str):
   env = envs.make(name)
   return jax.jit(lambda p, k: rollout.evaluate(env, networks.make_policy(p), k,
-                                               EVAL_ENVS, EPISODE))
+                                               EVAL_ENVS, EPISODE).returns.mean())
 
 
 def random_return(name: str) -> float:
   env = envs.make(name)
   policy = lambda obs, key: jax.random.uniform(key, obs.shape[:-1] + (env.action_size,),
                                               minval=-1.0, maxval=1.0)
-  f = jax.jit(lambda k: rollout.evaluate(env, policy, k, EVAL_ENVS, EPISODE))
-  return float(f(jax.random.PRNGKey(0))["eval/episode_return"])
+  f = jax.jit(lambda k: rollout.evaluate(env, policy, k, EVAL_ENVS, EPISODE).returns.mean())
+  return float(f(jax.random.PRNGKey(0)))
 
 
 def run_ours(agent: str, name: str, steps: int, evals: int, rows: list) -> None:
@@ -85,8 +86,8 @@ def run_ours(agent: str, name: str, steps: int, evals: int, rows: list) -> None:
   def on_checkpoint(ts):
     t = time.perf_counter()
     wall = t - clock["t0"] - clock["eval_s"]  # training time so far, evals excluded
-    pp = mod.policy_params(env, config, ts)
-    ret = float(evaluate(pp, jax.random.PRNGKey(7))["eval/episode_return"])
+    pp = loop.policy_params(env, config, ts)
+    ret = float(evaluate(pp, jax.random.PRNGKey(7)))
     clock["eval_s"] += time.perf_counter() - t
     rows.append((agent, name, int(ts.iteration) * config.steps_per_update, wall, ret))
     print(f"  {agent} {name} steps={rows[-1][2]} wall={wall:.0f}s return={ret:.1f}",
@@ -104,19 +105,9 @@ def run_ours(agent: str, name: str, steps: int, evals: int, rows: list) -> None:
   print(f"  {agent} {name} compile_s={compile_s[0]:.0f}", flush=True)
 
 
-class _KeepMetricKeys(brax_envs.Wrapper):
-  """Keeps metric keys that wrappers add at reset (Brax's EvalWrapper adds
-  ``metrics['reward']``). ``envs.base`` does this itself since commit
-  9ea4506; the wrapper stays so the benchmark also runs against older envs."""
-
-  def step(self, state, action):
-    nstate = self.env.step(state, action)
-    return nstate.replace(metrics={**state.metrics, **nstate.metrics})
-
-
 def run_ppo(name: str, steps: int, evals: int, rows: list) -> None:
   from brax.training.agents.ppo import train as ppo
-  env = _KeepMetricKeys(envs.make(name))
+  env = envs.make(name)
   t0 = time.perf_counter()
 
   def progress(s, m):

@@ -52,7 +52,6 @@ if _ROOT not in sys.path:
   sys.path.insert(0, _ROOT)
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import configs  # noqa: E402
@@ -88,7 +87,7 @@ TINY = Sizes(physics_envs=("pendulum_swingup",), batches=(2,), steps=2,
              shac_seconds=2.0, eval_envs=2, eval_length=8,
              shac_overrides=(("num_envs", 2), ("horizon", 4),
                              ("critic_epochs", 1), ("critic_minibatches", 1),
-                             ("actor_hidden_sizes", (8,)),
+                             ("policy_hidden_sizes", (8,)),
                              ("critic_hidden_sizes", (8,)), ("log_every", 1),
                              ("num_timesteps", 1_000_000)))
 
@@ -224,7 +223,9 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
     envs without a ``forward`` reward term), num_envs, horizon, backend.
   """
   from agents import rollout, shac  # pylint: disable=import-outside-toplevel
-  from trainlib.evaluation import episode_length, make_env  # pylint: disable=import-outside-toplevel
+  from agents import loop, networks  # pylint: disable=import-outside-toplevel
+  from trainlib import evaluation  # pylint: disable=import-outside-toplevel
+  from trainlib.run import make_env  # pylint: disable=import-outside-toplevel
 
   resolved = configs.resolve(sizes.shac_env, "shac")
   config = dataclasses.replace(resolved.agent_config,
@@ -263,26 +264,14 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
 
   # deterministic evaluation on the default-mode env, with the reward terms
   eval_env = make_env(resolved)
-  policy = shac.make_policy(shac.policy_params(env, config, ts))
-  length = sizes.eval_length or episode_length(resolved)
-
-  @jax.jit
-  def evaluate(key):
-    carry = rollout.reset(eval_env, key, sizes.eval_envs)
-    _, tr = rollout.rollout(eval_env, policy, carry, key, length, length)
-    done = tr.done  # alive[t]: the env's first episode has not ended before t
-    alive = jnp.cumprod(1.0 - jnp.concatenate([jnp.zeros_like(done[:1]),
-                                               done[:-1]]), axis=0)
-    out = {"return": jnp.mean(jnp.sum(tr.reward * alive, axis=0))}
-    if "reward/forward" in tr.metrics:
-      out["forward"] = (jnp.sum(tr.metrics["reward/forward"] * alive)
-                        / jnp.sum(alive))
-    return out
-
-  ev = jax.device_get(evaluate(jax.random.PRNGKey(seed + 1)))
-  forward_weight = getattr(resolved.env_config, "forward_weight", None)
-  velocity = (float(ev["forward"]) / forward_weight
-              if "forward" in ev and forward_weight else None)
+  policy = networks.make_policy(loop.policy_params(env, config, ts))
+  length = sizes.eval_length or resolved.episode_length
+  record = evaluation.recorder(eval_env)
+  ev = jax.device_get(jax.jit(lambda k: rollout.evaluate(
+      eval_env, policy, k, sizes.eval_envs, length, record))(
+          jax.random.PRNGKey(seed + 1)))
+  summary = evaluation.summarize(ev, length, float(eval_env.dt))
+  velocity = summary.get("forward_velocity_mean")
   return {
       "env": sizes.shac_env, "backend": resolved.backend,
       "num_envs": config.num_envs, "horizon": config.horizon,
@@ -291,7 +280,7 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
                         if windows else None),
       "env_sps": statistics.median(s for _, s in windows) if windows else None,
       "train_return": clock["metrics"].get("train/episode_return"),
-      "eval_return": float(ev["return"]), "forward_velocity": velocity,
+      "eval_return": summary["return_mean"], "forward_velocity": velocity,
       "eval_envs": sizes.eval_envs, "eval_length": length,
       "jax_peak_mib": jax_peak_mib(),
   }
@@ -401,6 +390,6 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-  from trainlib import run as _run  # pylint: disable=import-outside-toplevel
-  _run.enable_compilation_cache()
+  from trainlib import cache  # pylint: disable=import-outside-toplevel
+  cache.enable_compilation_cache()
   main(sys.argv[1:])

@@ -54,8 +54,8 @@ def random_return(env, seed: int, num_envs: int = 64) -> float:
   def policy(obs, key):
     return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
 
-  fn = jax.jit(lambda k: rollout.evaluate(env, policy, k, num_envs, 1000))
-  return float(fn(jax.random.PRNGKey(seed))["eval/episode_return"])
+  fn = jax.jit(lambda k: rollout.evaluate(env, policy, k, num_envs, 1000).returns.mean())
+  return float(fn(jax.random.PRNGKey(seed)))
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def _worker(args: argparse.Namespace) -> None:
       num_envs=args.envs_per_process * jax.device_count(), horizon=args.horizon,
       num_timesteps=args.updates * args.envs_per_process * jax.device_count()
       * args.horizon, critic_epochs=2, critic_minibatches=2,
-      actor_hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64),
+      policy_hidden_sizes=(64, 64), critic_hidden_sizes=(64, 64),
       log_every=1)
   update_s: list[float] = []
   compile_s: list[float] = []

@@ -6,10 +6,12 @@
     envs.names()                                      # registered tasks
 
 Importing this package also registers every task with
-``brax.envs.register_environment`` under the same name, so
-``brax.envs.get_environment("hopper")`` returns this project's hopper
-(replacing Brax's own entries for ``ant``, ``hopper``, ``humanoid``,
-``reacher`` and ``swimmer``).
+``brax.envs.register_environment`` as ``"diffrl/<task>"``::
+
+    brax.envs.get_environment("diffrl/hopper", differentiable=True)
+
+Brax's own names (``"hopper"``, ``"ant"``, ...) are left as they are: importing
+this project never changes what they return.
 """
 
 import brax.envs as _brax_envs
@@ -29,8 +31,9 @@ from envs import (  # noqa: F401  (importing registers the tasks)
 )
 from envs import base as _base
 
+BRAX_PREFIX = "diffrl/"
 for _name in names():
-  _brax_envs.register_environment(_name, _base.brax_factory(_name))
+  _brax_envs.register_environment(BRAX_PREFIX + _name, _base.brax_factory(_name))
 
-__all__ = ["EnvConfig", "MjxEnv", "default_config", "env_class", "make", "names",
+__all__ = ["BRAX_PREFIX", "EnvConfig", "MjxEnv", "default_config", "env_class", "make", "names",
            "physics"]

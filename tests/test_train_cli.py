@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_UPDATE = 2 * 8  # num_envs * horizon below
 TINY = [
     "pendulum_swingup", "--agent", "apg", "--num-envs", "2", "--horizon", "8",
-    "--hidden-sizes", "16",
+    "--policy-hidden-sizes", "16",
     "--log-every", "1", "--checkpoint-every", "2", "--env.episode-length", "24",
     "--eval-episodes", "3", "--render.width", "64", "--render.height", "48",
 ]
@@ -168,9 +168,12 @@ def test_evaluate_script_on_the_saved_run(run):
   assert proc.returncode == 0, proc.stderr[-3000:]
   ev = json.loads((run["dir"] / "eval.json").read_text())
   assert ev["episodes"] == 3 and len(ev["returns"]) == 3 and ev["video"] is None
-  m = re.search(r"return (-?[\d.]+) ± ([\d.]+) \(3 episodes\)", proc.stdout)
+  m = re.search(r"return (-?[\d.]+) ± ([\d.]+), falls (\d) of 3, mean length "
+                r"(\d+) \(3 episodes\)", proc.stdout)
   assert m, proc.stdout
   assert float(m.group(1)) == pytest.approx(ev["return_mean"], abs=0.01)
+  assert int(m.group(3)) == round(3 * ev["fall_rate"])
+  assert int(m.group(4)) == round(ev["episode_length_mean"])
   # deterministic policy, same seed: the same returns as at the end of training
   np.testing.assert_allclose(ev["returns"], before["returns"], rtol=1e-4)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import configs
-from configs import ConfigError, PPOConfig, RunConfig
+import agents
+from agents import ppo
+from configs import ConfigError, RunConfig
 from trainlib import cli
 from trainlib.render import RenderConfig
 
@@ -35,11 +37,10 @@ def _load_script(name: str):
 
 @pytest.mark.parametrize("env_name", envs.names())
 def test_every_env_has_a_valid_preset_for_every_agent(env_name):
-  preset = configs.load_preset(env_name)
-  assert preset.default_agent in ("shac", "apg")
-  for agent in configs.AGENTS:
+  assert configs.resolve(env_name).agent in ("shac", "apg")
+  for agent in agents.ALGORITHMS:
     r = configs.resolve(env_name, agent)
-    assert isinstance(r.agent_config, configs.agent_config_class(agent))
+    assert isinstance(r.agent_config, agents.algorithm(agent).config_class)
     assert isinstance(r.env_config, type(envs.default_config(env_name)))
     assert isinstance(r.render, RenderConfig)
     assert r.agent_config.num_timesteps > 0
@@ -50,7 +51,7 @@ def test_preset_values_override_dataclass_defaults(tmp_path):
 default_agent: apg
 env: {episode_length: 200}
 render: {width: 160, track: fixed}
-apg: {num_timesteps: 4096, learning_rate: 3e-4, hidden_sizes: [16, 8], seed: 7}
+apg: {num_timesteps: 4096, learning_rate: 3e-4, policy_hidden_sizes: [16, 8], seed: 7}
 """)
   r = configs.resolve("pendulum_swingup", path=path)
   assert r.agent == "apg"
@@ -58,18 +59,18 @@ apg: {num_timesteps: 4096, learning_rate: 3e-4, hidden_sizes: [16, 8], seed: 7}
   assert r.render.width == 160 and r.render.track == "fixed"
   # "3e-4" is a string in YAML 1.1; it is accepted for a float field.
   assert r.agent_config.learning_rate == pytest.approx(3e-4)
-  assert r.agent_config.hidden_sizes == (16, 8)
+  assert r.agent_config.policy_hidden_sizes == (16, 8)
   assert r.agent_config.num_timesteps == 4096
   assert r.run.seed == 7
 
 
 def test_unknown_agent_key_names_the_valid_keys(tmp_path):
-  path = _write(tmp_path, "default_agent: shac\nshac: {actor_lr: 0.1}\n")
+  path = _write(tmp_path, "default_agent: shac\nshac: {learning_rte: 0.1}\n")
   with pytest.raises(ConfigError) as e:
     configs.resolve("pendulum_swingup", path=path)
   msg = str(e.value)
-  assert "actor_lr" in msg and "preset.yaml:shac" in msg
-  assert "did you mean 'actor_learning_rate'" in msg
+  assert "learning_rte" in msg and "preset.yaml:shac" in msg
+  assert "did you mean 'learning_rate'" in msg
   # lists both the agent's fields and the run's fields
   assert "critic_learning_rate" in msg and "checkpoint_every" in msg
 
@@ -89,7 +90,20 @@ def test_unknown_top_level_key_and_default_agent(tmp_path):
     configs.resolve("pendulum_swingup", path=path)
   path = _write(tmp_path, "default_agent: shacc\n")
   with pytest.raises(ConfigError, match="Did you mean 'shac'"):
-    configs.load_preset("pendulum_swingup", path)
+    configs.resolve("pendulum_swingup", path=path)
+
+
+@pytest.mark.parametrize("old, new", sorted(
+    __import__("agents.config", fromlist=["RENAMED"]).RENAMED.items()))
+def test_old_key_and_flag_names_name_the_new_one(tmp_path, old, new):
+  agent = "ppo" if old.endswith("layer_sizes") else "shac"
+  path = _write(tmp_path, f"default_agent: {agent}\n{agent}: {{{old}: 1}}\n")
+  with pytest.raises(ConfigError, match=f"'{old}' was renamed to '{new}'"):
+    configs.resolve("pendulum_swingup", path=path)
+  flag = "--" + old.replace("_", "-")
+  with pytest.raises(ConfigError, match=f"{flag} was renamed to --"
+                     + new.replace("_", "-")):
+    cli.parse_train_args(["pendulum_swingup", "--agent", agent, flag, "8"])
 
 
 @pytest.mark.parametrize("section, value, expected", [
@@ -113,25 +127,27 @@ def test_unknown_env_and_agent_suggest_close_names():
   with pytest.raises(ConfigError, match="Did you mean 'cartpole_swingup'"):
     configs.check_env_name("cartpole_swingp")
   with pytest.raises(ConfigError, match="Did you mean 'apg'"):
-    configs.agent_config_class("apgg")
+    configs.check_agent("apgg")
+  with pytest.raises(ValueError, match="Valid agents: shac, apg, ppo"):
+    agents.algorithm("sac")
 
 
 def test_run_config_and_ppo_config_checks():
   with pytest.raises(ConfigError, match="eval_episodes"):
     RunConfig(eval_episodes=0)
-  with pytest.raises(ConfigError, match="multiple of num_envs"):
-    PPOConfig(num_envs=48, batch_size=10, num_minibatches=1)
+  with pytest.raises(ValueError, match="multiple of num_envs"):
+    ppo.Config(num_envs=48, batch_size=10, num_minibatches=1)
 
 
 def test_cli_overrides_every_kind_of_field():
   req = cli.parse_train_args([
       "pendulum_swingup", "--agent", "apg", "--num-timesteps", "4096",
-      "--seed", "3", "--hidden-sizes", "8", "8", "--env.episode-length",
+      "--seed", "3", "--policy-hidden-sizes", "8", "8", "--env.episode-length",
       "100", "--render.width", "64", "--no-video", "--run-dir", "/tmp/x"])
   r = req.resolved
   assert r.agent == "apg" and r.env_name == "pendulum_swingup"
   assert r.agent_config.num_timesteps == 4096
-  assert r.agent_config.hidden_sizes == (8, 8)
+  assert r.agent_config.policy_hidden_sizes == (8, 8)
   assert r.run.seed == 3 and r.run.video is False
   assert r.env_config.episode_length == 100
   assert r.render.width == 64
@@ -142,10 +158,10 @@ def test_cli_defaults_come_from_the_preset():
   req = cli.parse_train_args(["cartpole_swingup"])
   preset = configs.resolve("cartpole_swingup")
   assert req.resolved == preset
-  assert req.resolved.agent == configs.load_preset("cartpole_swingup").default_agent
+  assert req.resolved.agent == "shac"  # the preset's default_agent
 
 
-@pytest.mark.parametrize("agent", configs.AGENTS)
+@pytest.mark.parametrize("agent", list(agents.ALGORITHMS))
 def test_help_lists_every_config_field_with_its_default(agent, capsys):
   with pytest.raises(SystemExit) as e:
     cli.parse_train_args(["hopper", "--agent", agent, "--help"])

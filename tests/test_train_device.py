@@ -100,6 +100,7 @@ def test_train_script_prints_the_backend_line(monkeypatch, capsys, tmp_path):
   """train.py prints the line before anything is compiled (the run itself is
   replaced by a stub)."""
   import importlib.util
+  from trainlib import cache
   from trainlib import run as run_lib
   root = Path(__file__).resolve().parents[1]
   spec = importlib.util.spec_from_file_location("_train", root / "train.py")
@@ -107,7 +108,7 @@ def test_train_script_prints_the_backend_line(monkeypatch, capsys, tmp_path):
   spec.loader.exec_module(train)
   monkeypatch.setattr(device, "system_gpus", lambda: ["GPU 0: Fake"])
   calls = []
-  monkeypatch.setattr(run_lib, "enable_compilation_cache", lambda: None)
+  monkeypatch.setattr(cache, "enable_compilation_cache", lambda: None)
   monkeypatch.setattr(run_lib, "train_run",
                       lambda resolved, run_dir, resume: calls.append(resolved))
   assert train.main(["pendulum_swingup", "--no-video",
@@ -137,7 +138,7 @@ shac:
   num_envs: {cpu: 16, gpu: 1024}
   num_timesteps: 1_000_000
   seed: {cpu: 1, gpu: 2}
-  actor_hidden_sizes: {cpu: [8], gpu: [256, 256]}
+  policy_hidden_sizes: {cpu: [8], gpu: [256, 256]}
 """)
   cpu = configs.resolve("pendulum_swingup", path=path, backend="cpu")
   gpu = configs.resolve("pendulum_swingup", path=path, backend="gpu")
@@ -145,8 +146,8 @@ shac:
   assert (cpu.agent_config.num_envs, gpu.agent_config.num_envs) == (16, 1024)
   assert cpu.agent_config.num_timesteps == gpu.agent_config.num_timesteps
   assert (cpu.run.seed, gpu.run.seed) == (1, 2)
-  assert cpu.agent_config.actor_hidden_sizes == (8,)
-  assert gpu.agent_config.actor_hidden_sizes == (256, 256)
+  assert cpu.agent_config.policy_hidden_sizes == (8,)
+  assert gpu.agent_config.policy_hidden_sizes == (256, 256)
   assert (cpu.env_config.episode_length, gpu.env_config.episode_length) == (
       100, 1000)
 
@@ -191,7 +192,7 @@ def test_unknown_backend_is_an_error():
 
 def test_plain_presets_resolve_the_same_on_every_backend():
   for env_name in envs.names():
-    for agent in configs.AGENTS:
+    for agent in configs.agent_names():
       cpu = configs.resolve(env_name, agent, backend="cpu")
       gpu = configs.resolve(env_name, agent, backend="gpu")
       if env_name == "hopper" and agent == "shac":

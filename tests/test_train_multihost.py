@@ -38,7 +38,7 @@ STEPS_PER_UPDATE = 2 * 4  # global num_envs * horizon
 TINY = [
     "pendulum_swingup", "--agent", "shac", "--num-envs", "2", "--horizon", "4",
     "--critic-epochs", "1", "--critic-minibatches", "1",
-    "--actor-hidden-sizes", "8", "--critic-hidden-sizes", "8",
+    "--policy-hidden-sizes", "8", "--critic-hidden-sizes", "8",
     "--num-timesteps", str(NUM_UPDATES * STEPS_PER_UPDATE),
     "--log-every", "1", "--checkpoint-every", "2",
     "--env.episode-length", "16", "--eval-episodes", "2", "--no-video",

@@ -65,7 +65,7 @@ def cli_type(resolved: Resolved, env_names: list[str]) -> type:
                              tyro.conf.Positional,
                              tyro.conf.arg(metavar="ENV",
                                            help="task to train.")]),
-      ("agent", Annotated[Literal[configs.AGENTS],  # type: ignore[misc]
+      ("agent", Annotated[Literal[configs.agent_names()],  # type: ignore[misc]
                           tyro.conf.arg(help=(
                               "algorithm (default: the preset's best of "
                               "SHAC/APG; ppo = Brax PPO baseline)."))],
@@ -89,6 +89,20 @@ def cli_type(resolved: Resolved, env_names: list[str]) -> type:
        dataclasses.field(default=resolved.render)),
   ]
   return dataclasses.make_dataclass("train", fields, frozen=True)
+
+
+def _check_renamed_flags(argv: list[str]) -> None:
+  """Raises ConfigError naming the new flag for a flag renamed when the
+  agents' configs were unified (``agents.config.RENAMED``)."""
+  from agents.config import RENAMED  # pylint: disable=import-outside-toplevel
+  for arg in argv:
+    name = arg.split("=", 1)[0]
+    if not name.startswith("--"):
+      continue
+    old = name[2:].replace("-", "_")
+    if old in RENAMED:
+      new = "--" + RENAMED[old].replace("_", "-")
+      raise ConfigError(f"{name} was renamed to {new}; use {new}")
 
 
 def parse_train_args(argv: list[str] | None = None) -> TrainRequest:
@@ -132,8 +146,9 @@ def parse_train_args(argv: list[str] | None = None) -> TrainRequest:
           f"ENV is one of {', '.join(env_names)}")
     env_name = HELP_ENV
   configs.check_env_name(env_name)
-  if pre.agent is not None and pre.agent not in configs.AGENTS:
-    configs.agent_config_class(pre.agent)  # raises with suggestions
+  if pre.agent is not None:
+    configs.check_agent(pre.agent)
+  _check_renamed_flags(argv)
   resolved = configs.resolve(env_name, pre.agent)
   tp = cli_type(resolved, env_names)
   description = (

@@ -1,4 +1,9 @@
-"""Deterministic evaluation of a saved run: returns, eval.json and video.mp4."""
+"""Deterministic evaluation of a saved run: eval.json and video.mp4.
+
+The episodes are run by ``agents.rollout.evaluate`` (the rollout that
+training uses); this module loads the policy through the algorithm table,
+summarises the episodes and renders the median-return one.
+"""
 
 from __future__ import annotations
 
@@ -10,129 +15,71 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-import configs
-from configs import ConfigError, Resolved
+from configs import ConfigError
 from trainlib import render as render_lib
 from trainlib.rundir import RunPaths, read_config
+from trainlib.run import make_env
 
-__all__ = ["env_overrides", "episode_length", "evaluate_run",
-           "load_policy_fn", "make_env", "rollout_episodes"]
-
-PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
+__all__ = ["evaluate_run", "recorder", "summarize", "summary_line"]
 
 
-def env_overrides(resolved: Resolved) -> dict[str, Any]:
-  """Env config fields that differ from the task's defaults (for envs.make)."""
-  import envs  # pylint: disable=import-outside-toplevel
-  default = configs.to_dict(envs.default_config(resolved.env_name))
-  current = configs.to_dict(resolved.env_config)
-  return {k: getattr(resolved.env_config, k) for k, v in current.items()
-          if default.get(k) != v}
+def recorder(env) -> Callable[[Any], dict[str, jax.Array]]:
+  """What evaluation keeps of every state: positions and velocities (for
+  the video) and, for locomotion tasks, the torso's x position."""
+  from envs.locomotion import LocomotionEnv  # pylint: disable=import-outside-toplevel
+  forward = isinstance(env, LocomotionEnv)
+
+  def record(state):
+    data = state.pipeline_state
+    out = {"qpos": data.qpos, "qvel": data.qvel}
+    if forward:
+      out["torso_x"] = data.xpos[1, 0]  # body 1 is the torso
+    return out
+
+  return record
 
 
-def make_env(resolved: Resolved, differentiable: bool = False):
-  """The run's env, built with ``envs.make`` and the run's env config."""
-  import envs  # pylint: disable=import-outside-toplevel
-  return envs.make(resolved.env_name, differentiable=differentiable,
-                   **env_overrides(resolved))
+def summarize(result, episode_length: int, dt: float) -> dict[str, Any]:
+  """eval.json's numbers from an ``agents.rollout.EvalResult`` (host arrays)
+  recorded with :func:`recorder`.
 
-
-def episode_length(resolved: Resolved) -> int:
-  """The agent config's episode_length if set, else the env config's."""
-  value = getattr(resolved.agent_config, "episode_length", None)
-  return int(value) if value else int(resolved.env_config.episode_length)
-
-
-def load_policy_fn(paths: RunPaths, resolved: Resolved) -> PolicyFn:
-  """The run's final deterministic policy as ``fn(obs, key) -> action``.
-
-  Raises:
-    FileNotFoundError: the run has no final policy yet (training not done).
+  ``forward_velocity_mean`` (locomotion tasks only) is the torso's
+  x-displacement over each episode divided by the episode's time, averaged
+  over episodes; ``fall_rate`` is the fraction of episodes that ended by
+  termination before ``episode_length``.
   """
-  if resolved.agent == "ppo":
-    return _load_ppo_policy(paths, resolved)
-  from agents import checkpoint  # pylint: disable=import-outside-toplevel
-  from agents import networks  # pylint: disable=import-outside-toplevel
-  if not paths.policy_file.exists():
-    raise FileNotFoundError(
-        f"{paths.policy_file} does not exist: the run has not finished. "
-        f"Continue it with `python train.py --resume {paths.root}`.")
-  params = checkpoint.load_policy(paths.policy_file)
-  return networks.make_policy(params, deterministic=True)
+  returns = np.asarray(result.returns, np.float64)
+  lengths = np.asarray(result.lengths)
+  out: dict[str, Any] = {
+      "return_mean": float(np.mean(returns)),
+      "return_std": float(np.std(returns)),
+      "episodes": int(returns.shape[0]),
+      "returns": [float(r) for r in returns],
+      "episode_lengths": [int(n) for n in lengths],
+      "episode_length_mean": float(np.mean(lengths)),
+      "fall_rate": float(np.mean(np.asarray(result.terminated))),
+      "episode_length": int(episode_length),
+  }
+  if "torso_x" in result.start:
+    x = np.asarray(result.trajectory["torso_x"])  # [T, N]
+    end = x[np.maximum(lengths - 1, 0), np.arange(lengths.shape[0])]
+    velocity = (end - np.asarray(result.start["torso_x"])) / (np.maximum(lengths, 1) * dt)
+    out["forward_velocities"] = [float(v) for v in velocity]
+    out["forward_velocity_mean"] = float(np.mean(velocity))
+  return out
 
 
-def _load_ppo_policy(paths: RunPaths, resolved: Resolved) -> PolicyFn:
-  """Rebuilds the Brax PPO policy from the run's config and saved params.
-
-  (Brax 0.14.2's ``ppo.checkpoint.load_policy`` fails on its own saved config
-  when ``mean_kernel_init_fn`` is None, so the network is rebuilt here from
-  ``configs.PPOConfig``.)
-  """
-  from brax.training.acme import running_statistics  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
-  steps = sorted((p for p in paths.policy_dir.glob("[0-9]*") if p.is_dir()),
-                 key=lambda p: int(p.name))
-  if not steps:
-    raise FileNotFoundError(
-        f"{paths.policy_dir} holds no policy: the run has not finished. "
-        f"Continue it with `python train.py --resume {paths.root}`.")
-  config: configs.PPOConfig = resolved.agent_config
-  env = make_env(resolved)
-  network = ppo_networks.make_ppo_networks(
-      env.observation_size, env.action_size,
-      preprocess_observations_fn=(running_statistics.normalize
-                                  if config.normalize_observations
-                                  else lambda x, y: x),
-      policy_hidden_layer_sizes=tuple(config.policy_hidden_layer_sizes),
-      value_hidden_layer_sizes=tuple(config.value_hidden_layer_sizes))
-  params = ppo_checkpoint.load(steps[-1])
-  inference = ppo_networks.make_inference_fn(network)(
-      tuple(params[:2]), deterministic=True)
-  dummy = jax.random.PRNGKey(0)
-  return lambda obs, key: inference(obs, dummy)[0]
-
-
-def rollout_episodes(env, policy: PolicyFn, key: jax.Array, episodes: int,
-                     length: int) -> dict[str, np.ndarray]:
-  """Runs ``episodes`` episodes of ``length`` steps in parallel.
-
-  An episode ends at its first ``done``; its state is frozen from then on, so
-  later steps neither add reward nor move the robot.
-
-  Returns:
-    ``returns [N]``, ``lengths [N]`` and ``qpos [length + 1, nq]`` /
-    ``qvel [length + 1, nv]`` of episode 0 (row 0 is the reset state).
-  """
-  def one(k):
-    state = env.reset(k)
-
-    def step(carry, _):
-      state, done, ret, n = carry
-      action = policy(state.obs, None)
-      nxt = env.step(state, action)
-      nxt = jax.tree.map(lambda a, b: jnp.where(done, a, b), state, nxt)
-      ret = ret + jnp.where(done, 0.0, nxt.reward)
-      n = n + jnp.where(done, 0, 1)
-      done = jnp.logical_or(done, nxt.done > 0)
-      ps = nxt.pipeline_state
-      return (nxt, done, ret, n), (ps.qpos, ps.qvel)
-
-    init = (state, jnp.zeros((), bool), jnp.zeros(()), jnp.zeros((), jnp.int32))
-    (_, _, ret, n), (qpos, qvel) = jax.lax.scan(step, init, None, length)
-    ps = state.pipeline_state
-    qpos = jnp.concatenate([ps.qpos[None], qpos])
-    qvel = jnp.concatenate([ps.qvel[None], qvel])
-    return ret, n, qpos, qvel
-
-  keys = jax.random.split(key, episodes)
-  ret, n, qpos, qvel = jax.jit(jax.vmap(one))(keys)
-  ret, n, qpos, qvel = jax.device_get((ret, n, qpos, qvel))
-  return {"returns": np.asarray(ret), "lengths": np.asarray(n),
-          "qpos": np.asarray(qpos[0]), "qvel": np.asarray(qvel[0])}
+def summary_line(result: dict[str, Any]) -> str:
+  """``return R ± S, forward velocity V m/s, falls F of N, length L``."""
+  parts = [f"return {result['return_mean']:.2f} ± {result['return_std']:.2f}"]
+  if "forward_velocity_mean" in result:
+    parts.append(f"forward velocity {result['forward_velocity_mean']:.2f} m/s")
+  falls = round(result["fall_rate"] * result["episodes"])
+  parts.append(f"falls {falls} of {result['episodes']}")
+  parts.append(f"mean length {result['episode_length_mean']:.0f}")
+  return ", ".join(parts) + f" ({result['episodes']} episodes)"
 
 
 def evaluate_run(run_dir: str | Path, episodes: int | None = None,
@@ -144,60 +91,66 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
     run_dir: a run directory written by train.py.
     episodes: number of episodes (default: the run config's eval_episodes).
     video: render video.mp4 (default: the run config's ``video``).
-    seed: PRNG seed of the evaluation episodes' initial states.
+    seed: PRNG seed of the evaluation episodes' initial states (the same
+      seed gives the same initial states as ``agents.rollout.evaluate``
+      anywhere else).
     log: where to print progress lines.
 
   Returns:
-    The eval.json content: return_mean, return_std, episodes, video (file
-    name or None), returns, episode_length, plus timings.
+    The eval.json content: return_mean, return_std, episodes, returns,
+    episode_lengths, episode_length_mean, fall_rate, forward_velocity_mean
+    (locomotion tasks), video (file name or None) and video_episode (the
+    rendered episode's index: the median return), plus timings.
 
   Raises:
-    ConfigError: not a run directory / invalid config.
+    ConfigError: not a run directory / invalid config / bad ``episodes``.
     FileNotFoundError: the run has no final policy.
     RenderingUnavailableError: video requested but no GL backend works.
   """
+  import agents  # pylint: disable=import-outside-toplevel
+  from agents import rollout  # pylint: disable=import-outside-toplevel
   paths = RunPaths(Path(run_dir))
   resolved = read_config(paths.config)
   episodes = resolved.run.eval_episodes if episodes is None else int(episodes)
   if episodes < 1:
     raise ConfigError(f"--episodes must be >= 1, got {episodes}")
   video = resolved.run.video if video is None else bool(video)
-  policy = load_policy_fn(paths, resolved)
+  algo = agents.algorithm(resolved.agent)
+  policy_path = paths.policy(resolved.agent)
+  if not policy_path.exists():
+    raise FileNotFoundError(
+        f"{policy_path} does not exist: the run has not finished. "
+        f"Continue it with `python train.py --resume {paths.root}`.")
   env = make_env(resolved, differentiable=False)
-  length = episode_length(resolved)
+  policy = algo.load_policy(policy_path, env, resolved.agent_config)
+  length = resolved.episode_length
 
   t0 = time.perf_counter()
-  out = rollout_episodes(env, policy, jax.random.PRNGKey(seed), episodes,
-                         length)
-  rollout_s = time.perf_counter() - t0
-  returns = out["returns"]
-  result: dict[str, Any] = {
-      "return_mean": float(np.mean(returns)),
-      "return_std": float(np.std(returns)),
-      "episodes": episodes,
-      "video": None,
-      "returns": [float(r) for r in returns],
-      "episode_lengths": [int(n) for n in out["lengths"]],
-      "episode_length": length,
-      "deterministic": True,
-      "rollout_s": round(rollout_s, 2),
-  }
-  log(f"eval: return {result['return_mean']:.1f} ± {result['return_std']:.1f}"
-      f" over {episodes} episodes of up to {length} steps "
-      f"({rollout_s:.1f}s incl. compile)")
+  record = recorder(env)
+  out = jax.jit(lambda k: rollout.evaluate(env, policy, k, episodes, length,
+                                           record))(jax.random.PRNGKey(seed))
+  out = jax.device_get(out)
+  result: dict[str, Any] = summarize(out, length, float(env.dt))
+  result.update(video=None, deterministic=True,
+                rollout_s=round(time.perf_counter() - t0, 2))
+  log(f"eval: {summary_line(result)}, episodes of up to {length} steps "
+      f"({result['rollout_s']:.1f}s incl. compile)")
   if video:
     t1 = time.perf_counter()
-    n = int(out["lengths"][0])
-    frames, fps = render_lib.render_trajectory(
-        env.mj_model, out["qpos"][:n + 1], float(env.dt), resolved.render,
-        qvel=out["qvel"][:n + 1])
+    returns = np.asarray(out.returns)
+    i = int(np.argsort(returns, kind="stable")[(episodes - 1) // 2])
+    n = int(out.lengths[i])
+    qpos = np.concatenate([out.start["qpos"][i][None], out.trajectory["qpos"][:n, i]])
+    qvel = np.concatenate([out.start["qvel"][i][None], out.trajectory["qvel"][:n, i]])
+    frames, fps = render_lib.render_trajectory(env.mj_model, qpos, float(env.dt),
+                                               resolved.render, qvel=qvel)
     render_lib.write_video(paths.video, frames, fps)
-    result["video"] = paths.video.name
-    result["video_frames"] = int(frames.shape[0])
-    result["video_fps"] = round(fps, 3)
-    result["render_s"] = round(time.perf_counter() - t1, 2)
-    log(f"eval: wrote {paths.video} ({frames.shape[0]} frames, "
-        f"{result['render_s']:.1f}s)")
+    result.update(video=paths.video.name, video_episode=i,
+                  video_episode_return=float(returns[i]),
+                  video_frames=int(frames.shape[0]), video_fps=round(fps, 3),
+                  render_s=round(time.perf_counter() - t1, 2))
+    log(f"eval: wrote {paths.video} (episode {i}, the median return "
+        f"{returns[i]:.1f}; {frames.shape[0]} frames, {result['render_s']:.1f}s)")
   tmp = paths.eval.with_name("eval.json.tmp")
   tmp.write_text(json.dumps(result, indent=2) + "\n")
   os.replace(tmp, paths.eval)

@@ -2,8 +2,8 @@
 
 Layout of ``runs/<env>-<agent>-<timestamp>/``::
 
-    config.yaml           resolved config (env, agent, backend, run,
-                          agent/env/render)
+    config.yaml           resolved config, in the preset schema (plus
+                          env_name and backend)
     checkpoints/<step>/   orbax checkpoints (APG/SHAC: CheckpointManager;
                           PPO: Brax's own orbax checkpoints), written atomically
     metrics.csv           one row per progress report
@@ -12,7 +12,7 @@ Layout of ``runs/<env>-<agent>-<timestamp>/``::
     policy.msgpack        final policy (APG/SHAC, agents.checkpoint format)
     policy/<step>/        final policy (PPO, Brax's checkpoint format)
     eval.json             {return_mean, return_std, episodes, video, ...}
-    video.mp4             first evaluation episode
+    video.mp4             the median-return evaluation episode
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import yaml
 
 import configs
 from configs import ConfigError, Resolved
+from trainlib.typed_yaml import to_dict
 
 __all__ = ["MetricsLog", "RunPaths", "new_run_dir", "read_config",
            "write_config", "plot_learning_curve"]
@@ -61,15 +62,11 @@ class RunPaths:
   def learning_curve(self) -> Path:
     return self.root / "learning_curve.png"
 
-  @property
-  def policy_file(self) -> Path:
-    """Final APG/SHAC policy (agents.checkpoint.save_policy)."""
-    return self.root / "policy.msgpack"
-
-  @property
-  def policy_dir(self) -> Path:
-    """Final PPO policy (brax.training.agents.ppo.checkpoint)."""
-    return self.root / "policy"
+  def policy(self, agent: str) -> Path:
+    """The final policy of ``agent`` (file or directory, as its table row
+    says: ``agents.algorithm(agent).policy_file``)."""
+    import agents  # pylint: disable=import-outside-toplevel
+    return self.root / agents.algorithm(agent).policy_file
 
   @property
   def eval(self) -> Path:
@@ -98,18 +95,21 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_config(path: Path, resolved: Resolved) -> None:
-  """Writes the fully resolved config (every field, not just overrides)."""
+  """Writes the fully resolved config (every field, not just overrides) in
+  the preset schema (``configs/<env>.yaml``) plus ``env_name`` and
+  ``backend``, so :func:`configs.resolve_data` reads it back."""
   data = {
       "env_name": resolved.env_name,
-      "agent": resolved.agent,
       "backend": resolved.backend,  # whose per-backend preset values applied
-      "run": configs.to_dict(resolved.run),
-      resolved.agent: configs.to_dict(resolved.agent_config),
-      "env": configs.to_dict(resolved.env_config),
-      "render": configs.to_dict(resolved.render),
+      "default_agent": resolved.agent,
+      "env": to_dict(resolved.env_config),
+      "render": to_dict(resolved.render),
+      resolved.agent: {**to_dict(resolved.run),
+                       **to_dict(resolved.agent_config)},
   }
-  header = ("# Resolved config of this run (written by train.py). "
-            "`python train.py --resume <this dir>` reuses it.\n")
+  header = ("# Resolved config of this run (written by train.py, in the "
+            "schema of configs/<env>.yaml).\n# `python train.py --resume "
+            "<this dir>` reuses it.\n")
   _atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
 
 
@@ -117,72 +117,70 @@ def read_config(path: Path) -> Resolved:
   """Reads a run's config.yaml back into validated dataclasses.
 
   Raises:
-    ConfigError: missing file, unknown env/agent or invalid entries.
+    ConfigError: missing or unreadable file, unknown env/agent or invalid
+      entries.
   """
-  import envs  # pylint: disable=import-outside-toplevel
-  from trainlib.render import RenderConfig  # pylint: disable=import-outside-toplevel
   path = Path(path)
   if not path.exists():
     raise ConfigError(f"{path} does not exist: is {path.parent} a run "
                       f"directory written by train.py?")
-  data = yaml.safe_load(path.read_text()) or {}
-  agent = data.get("agent")
-  if agent not in configs.AGENTS:
-    raise ConfigError(f"{path}: agent must be one of {configs.AGENTS}, got "
-                      f"{agent!r}")
-  valid_top = {"env_name", "agent", "backend", "run", "env", "render", agent}
-  unknown = set(data) - valid_top
-  if unknown:
-    raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; valid: "
-                      f"{sorted(valid_top)}")
-  env_name = configs.check_env_name(data.get("env_name", ""))
+  try:
+    data = yaml.safe_load(path.read_text()) or {}
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: invalid YAML ({e}); the run directory's "
+                      f"config is damaged") from e
+  if not isinstance(data, dict) or "env_name" not in data:
+    raise ConfigError(f"{path} is not a config.yaml written by train.py "
+                      f"(no env_name)")
+  if "run" in data:
+    raise ConfigError(f"{path} was written by an older version of train.py "
+                      f"(its 'run' section); start a new run")
   backend = data.get("backend")
   if backend is not None and backend not in configs.BACKENDS:
     raise ConfigError(f"{path}: backend must be one of {configs.BACKENDS} "
                       f"(or absent), got {backend!r}")
-  where = str(path)
-  cls = configs.agent_config_class(agent)
-  return Resolved(
-      env_name=env_name, agent=agent,
-      run=configs.from_mapping(configs.RunConfig(), data.get("run"),
-                               f"{where}:run"),
-      agent_config=configs.from_mapping(cls(), data.get(agent),
-                                        f"{where}:{agent}"),
-      env_config=configs.from_mapping(envs.default_config(env_name),
-                                      data.get("env"), f"{where}:env"),
-      render=configs.from_mapping(RenderConfig(), data.get("render"),
-                                  f"{where}:render"),
-      backend=backend)
+  resolved = configs.resolve_data(data, str(path), str(data["env_name"]),
+                                  None, (None,))
+  return dataclasses.replace(resolved, backend=backend)
 
 
 class MetricsLog:
   """metrics.csv plus TensorBoard events, one row per progress report.
 
-  On resume (``resume_step`` given) rows after the checkpoint are dropped
-  from the CSV and purged from TensorBoard, so the log matches the restored
-  state.
+  On resume (``resume=True``) the existing rows are read back (a damaged row,
+  e.g. the tail of a run killed mid-write, is skipped). The first new row
+  drops every old row at or after its env step (they came after the
+  checkpoint the run resumed from) and purges them from TensorBoard, so the
+  log matches the restored state.
   """
 
-  def __init__(self, paths: RunPaths, resume_step: int | None = None):
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  def __init__(self, paths: RunPaths, resume: bool = False):
     self._paths = paths
+    self._resume = resume
     self.rows: list[dict[str, Any]] = []
-    if resume_step is not None and paths.metrics.exists():
-      with paths.metrics.open(newline="") as f:
+    if resume and paths.metrics.exists():
+      with paths.metrics.open(newline="", errors="replace") as f:
         for row in csv.DictReader(f):
-          if float(row.get("env_steps") or 0) <= resume_step:
-            parsed = {k: _num(v) for k, v in row.items()}
-            parsed["env_steps"] = int(parsed["env_steps"])
-            self.rows.append(parsed)
+          try:
+            steps = int(float(row.get("env_steps") or "nan"))
+          except (TypeError, ValueError, OverflowError):
+            continue
+          parsed = {k: _num(v) for k, v in row.items() if k is not None}
+          parsed["env_steps"] = steps
+          self.rows.append(parsed)
     self._t0 = time.time()
-    self._wall0 = float(self.rows[-1].get("wall_s", 0.0)) if self.rows else 0.0
-    self._tb = SummaryWriter(
-        str(paths.tensorboard),
-        purge_step=resume_step if resume_step is not None else None)
+    self._tb = None
 
   def log(self, env_steps: int, metrics: Mapping[str, float]) -> None:
     """Appends one row and rewrites metrics.csv atomically."""
-    row: dict[str, Any] = {"env_steps": int(env_steps),
+    env_steps = int(env_steps)
+    if self._tb is None:  # the first row of this process
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      self.rows = [r for r in self.rows if r["env_steps"] < env_steps]
+      self._wall0 = float(self.rows[-1].get("wall_s", 0.0)) if self.rows else 0.0
+      self._tb = SummaryWriter(str(self._paths.tensorboard),
+                               purge_step=env_steps if self._resume else None)
+    row: dict[str, Any] = {"env_steps": env_steps,
                            "wall_s": round(self._wall0 + time.time() - self._t0,
                                            3)}
     for k, v in metrics.items():
@@ -191,7 +189,7 @@ class MetricsLog:
       except (TypeError, ValueError):
         continue
       if math.isfinite(row[k]):
-        self._tb.add_scalar(k, row[k], int(env_steps))
+        self._tb.add_scalar(k, row[k], env_steps)
     self.rows.append(row)
     self._tb.flush()
     self._write_csv()
@@ -208,7 +206,8 @@ class MetricsLog:
     os.replace(tmp, self._paths.metrics)
 
   def close(self) -> None:
-    self._tb.close()
+    if self._tb is not None:
+      self._tb.close()
 
 
 def _num(v: str) -> Any:

@@ -1,6 +1,6 @@
-"""APG agent: ``Config``, ``TrainState``, ``train``, ``make_policy``, ``init``."""
+"""APG agent: ``Config``, ``TrainState``, ``init``, ``make_update``, ``train``."""
 
 from agents.apg.config import Config
-from agents.apg.train import TrainState, init, make_policy, make_update, policy_params, train
+from agents.apg.train import NAME, TrainState, init, make_update, train
 
-__all__ = ["Config", "TrainState", "init", "make_policy", "make_update", "policy_params", "train"]
+__all__ = ["NAME", "Config", "TrainState", "init", "make_update", "train"]

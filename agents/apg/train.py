@@ -3,7 +3,9 @@
 One update: ``# rollout`` of ``horizon`` steps in ``num_envs`` envs,
 differentiating :func:`agents.apg.losses.apg_loss` through ``env.step``;
 ``# policy update`` with clip + Adam (skipped on NaN/inf); ``# normaliser``
-update. The env state carries into the next window without gradient.
+update. The env state carries into the next window without gradient. The
+outer loop (devices, logging, checkpoints) is :func:`agents.loop.train`,
+shared with SHAC.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from agents import loop, networks, normalizer as normalizer_lib, optim
 from agents import rollout as rollout_lib
 from agents.apg import losses
 from agents.apg.config import Config
-from agents.networks import PolicyParams, PolicySpec
+
+NAME = "apg"
 
 
 @struct.dataclass
@@ -32,8 +35,8 @@ class TrainState:
     policy_opt_state: optax state.
     normalizer: observation statistics.
     key: raw ``uint32[2]`` PRNG key.
-    iteration: ``[]`` int32 updates done.
-    env_steps: ``[]`` int32 env steps done.
+    iteration: ``[]`` int32 updates done (env steps are
+      ``iteration * config.steps_per_update``, computed in Python).
     skipped_updates: ``[]`` int32 updates skipped for NaN/inf gradients.
   """
 
@@ -42,14 +45,7 @@ class TrainState:
   normalizer: normalizer_lib.NormalizerState
   key: jax.Array
   iteration: jax.Array
-  env_steps: jax.Array
   skipped_updates: jax.Array
-
-
-def policy_spec(env: Env, config: Config) -> PolicySpec:
-  """Static policy shapes for ``env`` under ``config``."""
-  return PolicySpec(int(env.observation_size), int(env.action_size),
-                    tuple(config.hidden_sizes), float(config.init_log_std))
 
 
 def _optimizer(config: Config):
@@ -62,18 +58,18 @@ def init(env: Env, config: Config, key: jax.Array) -> TrainState:
   """Initial :class:`TrainState` (also a restore target for orbax)."""
   key = loop.raw_key(key)
   key, pkey = jax.random.split(key)
-  spec = policy_spec(env, config)
+  spec = networks.policy_spec(env, config)
   policy = networks.init_policy(spec, pkey)
   zero = jnp.zeros((), jnp.int32)
   return TrainState(policy=policy, policy_opt_state=_optimizer(config).init(policy),
                     normalizer=normalizer_lib.init(spec.obs_size), key=key,
-                    iteration=zero, env_steps=zero, skipped_updates=zero)
+                    iteration=zero, skipped_updates=zero)
 
 
 def make_update(env: Env, config: Config, episode_length: int,
                 constrain: Callable[[Any], Any] | None = None):
   """Returns the pure APG ``update(train_state, carry) -> (train_state, carry, metrics)``."""
-  spec = policy_spec(env, config)
+  spec = networks.policy_spec(env, config)
   opt = _optimizer(config)
 
   def update(ts: TrainState, carry: rollout_lib.EnvCarry):
@@ -103,7 +99,6 @@ def make_update(env: Env, config: Config, episode_length: int,
 
     new_ts = TrainState(policy=policy, policy_opt_state=opt_state, normalizer=norm,
                         key=key, iteration=ts.iteration + 1,
-                        env_steps=ts.env_steps + config.steps_per_update,
                         skipped_updates=ts.skipped_updates + skipped)
     metrics = {
         "train/actor_loss": loss,
@@ -116,67 +111,12 @@ def make_update(env: Env, config: Config, episode_length: int,
   return update
 
 
-def make_policy(policy_params: PolicyParams, deterministic: bool = True
-                ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
-  """See :func:`agents.networks.make_policy`."""
-  return networks.make_policy(policy_params, deterministic)
-
-
-def policy_params(env: Env, config: Config, ts: TrainState) -> PolicyParams:
-  """The self-describing :class:`PolicyParams` of a train state."""
-  return PolicyParams(network=ts.policy, normalizer=ts.normalizer,
-                      spec=policy_spec(env, config))
-
-
 def train(env: Env, config: Config, key: jax.Array,
-          progress_fn: Callable[[int, dict[str, float]], None] | None = None, *,
-          checkpoint_fn: Callable[[TrainState], None] | None = None,
-          checkpoint_every: int = 0,
-          initial_state: TrainState | None = None,
-          ) -> tuple[PolicyParams, dict[str, float]]:
-  """Trains a policy with APG.
+          progress_fn: loop.ProgressFn | None = None, **kwargs):
+  """Trains a policy with APG: :func:`agents.loop.train` with this module.
 
-  Args:
-    env: unbatched Brax env built with ``envs.make(name, differentiable=True)``.
-    config: :class:`Config`.
-    key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
-    progress_fn: ``progress_fn(env_steps, metrics)`` after the first (compiling)
-      update and then every ``config.log_every`` updates. Metrics:
-      ``train/episode_return`` (mean return of episodes finished in the
-      logging window; repeats the last value when none finished, NaN before
-      the first), ``train/episode_return_estimate`` (mean reward per step x
-      episode_length), ``train/actor_loss``, ``train/grad_norm``,
-      ``train/skipped_updates`` (cumulative), ``train/sps``,
-      ``train/update_s``, ``train/policy_std``, ``train/env_steps``,
-      ``train/iteration``, ``reward/<term>``, and on the first call only
-      ``train/compile_s``. (``train/critic_loss`` does not exist for APG.)
-    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
-      updates and once at the end.
-    checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
-    initial_state: a :class:`TrainState` to resume from (envs are reset fresh).
-
-  Returns:
-    ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` and
-    the last logged metrics.
-
-  Raises:
-    ValueError: env not differentiable (build it with
-      ``envs.make(name, differentiable=True)``), or ``num_envs`` not a
-      multiple of the device count.
-    TypeError: not a Brax env, or a ``config`` of the wrong type.
+  ``train/critic_loss`` does not exist for APG; everything else (arguments,
+  metrics, return value, errors) is as documented there.
   """
-  if not isinstance(config, Config):
-    raise TypeError(f"config must be agents.apg.Config, got {type(config).__name__}")
-  rollout_lib.check_env(env, "APG")
-  mesh = loop.make_mesh(config.num_envs)
-  episode_length = loop.resolve_episode_length(env, config.episode_length)
-  ts = initial_state if initial_state is not None else init(env, config, key)
-  update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
-  reset_key = jax.random.fold_in(loop.raw_key(key), 1)
-  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh,
-                         num_updates=config.num_updates,
-                         steps_per_update=config.steps_per_update,
-                         log_every=config.log_every, progress_fn=progress_fn,
-                         checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
-                         cache_key=("apg", env, config, episode_length))
-  return policy_params(env, config, ts), metrics
+  import sys  # pylint: disable=import-outside-toplevel
+  return loop.train(sys.modules[__name__], env, config, key, progress_fn, **kwargs)

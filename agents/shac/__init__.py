@@ -1,6 +1,6 @@
-"""SHAC agent: ``Config``, ``TrainState``, ``train``, ``make_policy``, ``init``."""
+"""SHAC agent: ``Config``, ``TrainState``, ``init``, ``make_update``, ``train``."""
 
 from agents.shac.config import Config
-from agents.shac.train import TrainState, init, make_policy, make_update, policy_params, train
+from agents.shac.train import NAME, TrainState, init, make_update, train
 
-__all__ = ["Config", "TrainState", "init", "make_policy", "make_update", "policy_params", "train"]
+__all__ = ["NAME", "Config", "TrainState", "init", "make_update", "train"]

@@ -9,6 +9,9 @@ One update:
 3. ``# critic update``: TD(lambda) targets from the target critic, then
    ``critic_epochs`` x ``critic_minibatches`` MSE steps.
 4. ``# target critic`` soft update, ``# normaliser`` update.
+
+The outer loop (devices, logging, checkpoints) is :func:`agents.loop.train`,
+shared with APG.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from flax import struct
 
 from agents import loop, networks, normalizer as normalizer_lib, optim
 from agents import rollout as rollout_lib
-from agents.networks import PolicyParams, PolicySpec
 from agents.shac import losses
 from agents.shac.config import Config
+
+NAME = "shac"
 
 
 @struct.dataclass
@@ -40,8 +44,8 @@ class TrainState:
     value_opt_state: optax state of the critic optimiser.
     normalizer: observation statistics.
     key: raw ``uint32[2]`` PRNG key.
-    iteration: ``[]`` int32 updates done.
-    env_steps: ``[]`` int32 env steps done (wraps past 2**31; use iteration).
+    iteration: ``[]`` int32 updates done (env steps are
+      ``iteration * config.steps_per_update``, computed in Python).
     skipped_updates: ``[]`` int32 actor or critic steps skipped for NaN/inf.
   """
 
@@ -53,18 +57,11 @@ class TrainState:
   normalizer: normalizer_lib.NormalizerState
   key: jax.Array
   iteration: jax.Array
-  env_steps: jax.Array
   skipped_updates: jax.Array
 
 
-def policy_spec(env: Env, config: Config) -> PolicySpec:
-  """Static policy shapes for ``env`` under ``config``."""
-  return PolicySpec(int(env.observation_size), int(env.action_size),
-                    tuple(config.actor_hidden_sizes), float(config.init_log_std))
-
-
 def _optimizers(config: Config):
-  actor = optim.make_optimizer(config.actor_learning_rate, config.max_grad_norm,
+  actor = optim.make_optimizer(config.learning_rate, config.max_grad_norm,
                                config.num_updates, config.end_learning_rate,
                                config.adam_betas)
   critic_steps = config.num_updates * config.critic_epochs * config.critic_minibatches
@@ -84,7 +81,7 @@ def init(env: Env, config: Config, key: jax.Array) -> TrainState:
   """
   key = loop.raw_key(key)
   key, pkey, vkey = jax.random.split(key, 3)
-  spec = policy_spec(env, config)
+  spec = networks.policy_spec(env, config)
   policy = networks.init_policy(spec, pkey)
   value = networks.init_value(spec.obs_size, config.critic_hidden_sizes, vkey)
   actor_opt, critic_opt = _optimizers(config)
@@ -93,13 +90,13 @@ def init(env: Env, config: Config, key: jax.Array) -> TrainState:
       policy=policy, value=value, target_value=value,
       policy_opt_state=actor_opt.init(policy), value_opt_state=critic_opt.init(value),
       normalizer=normalizer_lib.init(spec.obs_size), key=key,
-      iteration=zero, env_steps=zero, skipped_updates=zero)
+      iteration=zero, skipped_updates=zero)
 
 
 def make_update(env: Env, config: Config, episode_length: int,
                 constrain: Callable[[Any], Any] | None = None):
   """Returns the pure SHAC ``update(train_state, carry) -> (train_state, carry, metrics)``."""
-  spec = policy_spec(env, config)
+  spec = networks.policy_spec(env, config)
   actor_opt, critic_opt = _optimizers(config)
   value_fn = lambda params, norm, obs: networks.value_apply(
       config.critic_hidden_sizes, params, norm, obs)
@@ -165,7 +162,7 @@ def make_update(env: Env, config: Config, episode_length: int,
         policy=policy, value=value, target_value=target_value,
         policy_opt_state=policy_opt_state, value_opt_state=value_opt_state,
         normalizer=norm, key=key, iteration=ts.iteration + 1,
-        env_steps=ts.env_steps + config.steps_per_update, skipped_updates=skipped)
+        skipped_updates=skipped)
     metrics = {
         "train/actor_loss": actor_loss,
         "train/critic_loss": critic_losses[-1].mean(),
@@ -180,69 +177,13 @@ def make_update(env: Env, config: Config, episode_length: int,
   return update
 
 
-def make_policy(policy_params: PolicyParams, deterministic: bool = True
-                ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
-  """See :func:`agents.networks.make_policy`."""
-  return networks.make_policy(policy_params, deterministic)
-
-
-def policy_params(env: Env, config: Config, ts: TrainState) -> PolicyParams:
-  """The self-describing :class:`PolicyParams` of a train state."""
-  return PolicyParams(network=ts.policy, normalizer=ts.normalizer,
-                      spec=policy_spec(env, config))
-
-
 def train(env: Env, config: Config, key: jax.Array,
-          progress_fn: Callable[[int, dict[str, float]], None] | None = None, *,
-          checkpoint_fn: Callable[[TrainState], None] | None = None,
-          checkpoint_every: int = 0,
-          initial_state: TrainState | None = None,
-          ) -> tuple[PolicyParams, dict[str, float]]:
-  """Trains a policy with SHAC.
+          progress_fn: loop.ProgressFn | None = None, **kwargs):
+  """Trains a policy with SHAC: :func:`agents.loop.train` with this module.
 
-  Args:
-    env: unbatched Brax env built with ``envs.make(name, differentiable=True)``.
-    config: :class:`Config`.
-    key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
-    progress_fn: ``progress_fn(env_steps, metrics)`` after the first (compiling)
-      update and then every ``config.log_every`` updates. Metrics:
-      ``train/episode_return`` (mean return of episodes finished in the
-      logging window; repeats the last value when none finished, NaN before
-      the first), ``train/episode_return_estimate`` (mean reward per step x
-      episode_length), ``train/actor_loss``, ``train/critic_loss``,
-      ``train/grad_norm``, ``train/critic_grad_norm``,
-      ``train/skipped_updates`` (cumulative), ``train/sps``,
-      ``train/update_s``, ``train/value``, ``train/policy_std``,
-      ``train/env_steps``, ``train/iteration``, ``reward/<term>``, and on the
-      first call only ``train/compile_s``.
-    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
-      updates and once at the end.
-    checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
-    initial_state: a :class:`TrainState` to resume from (envs are reset fresh).
-
-  Returns:
-    ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
-    :func:`make_policy` / ``agents.checkpoint.save_policy``, and the last
-    logged metrics.
-
-  Raises:
-    ValueError: env not differentiable (build it with
-      ``envs.make(name, differentiable=True)``), or ``num_envs`` not a
-      multiple of the device count.
-    TypeError: not a Brax env, or a ``config`` of the wrong type.
+  SHAC adds ``train/critic_loss``, ``train/critic_grad_norm`` and
+  ``train/value`` to the metrics; everything else (arguments, metrics,
+  return value, errors) is as documented there.
   """
-  if not isinstance(config, Config):
-    raise TypeError(f"config must be agents.shac.Config, got {type(config).__name__}")
-  rollout_lib.check_env(env, "SHAC")
-  mesh = loop.make_mesh(config.num_envs)
-  episode_length = loop.resolve_episode_length(env, config.episode_length)
-  ts = initial_state if initial_state is not None else init(env, config, key)
-  update = make_update(env, config, episode_length, loop.batch_constraint(mesh))
-  reset_key = jax.random.fold_in(loop.raw_key(key), 1)
-  ts, metrics = loop.run(update, ts, env, reset_key, config.num_envs, mesh=mesh,
-                         num_updates=config.num_updates,
-                         steps_per_update=config.steps_per_update,
-                         log_every=config.log_every, progress_fn=progress_fn,
-                         checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
-                         cache_key=("shac", env, config, episode_length))
-  return policy_params(env, config, ts), metrics
+  import sys  # pylint: disable=import-outside-toplevel
+  return loop.train(sys.modules[__name__], env, config, key, progress_fn, **kwargs)

@@ -15,7 +15,7 @@ from agents import shac  # noqa: E402
 from agents_toy_env import ToyPendulum  # noqa: E402
 
 config = shac.Config(num_timesteps=4 * 8 * 8, num_envs=8, horizon=8, critic_epochs=2,
-                     critic_minibatches=2, actor_hidden_sizes=(16,),
+                     critic_minibatches=2, policy_hidden_sizes=(16,),
                      critic_hidden_sizes=(16,), log_every=1)
 pp, metrics = shac.train(ToyPendulum(episode_length=20), config, jax.random.PRNGKey(3))
 leaves = jax.tree.leaves(jax.device_get((pp.network, pp.normalizer)))

@@ -29,7 +29,7 @@ def shac_config(episodes: int):
   n = updates(episodes)
   # the learning rates of configs/cartpole_swingup.yaml
   return shac.Config(num_timesteps=n * NUM_ENVS * HORIZON, num_envs=NUM_ENVS,
-                     horizon=HORIZON, actor_learning_rate=5e-3,
+                     horizon=HORIZON, learning_rate=5e-3,
                      critic_learning_rate=2e-3, log_every=n - 1)
 
 

@@ -141,10 +141,12 @@ def test_policy_save_load_roundtrip(tmp_path):
 def test_evaluate_counts_only_the_first_episode():
   env = ToyPendulum(episode_length=50, terminate_below=0.05)
   policy = lambda obs, key: jnp.zeros(obs.shape[:-1] + (1,))
-  out = jax.jit(lambda k: rollout.evaluate(env, policy, k, 8, 30))(jax.random.PRNGKey(0))
+  record = lambda state: state.obs
+  out = jax.jit(lambda k: rollout.evaluate(env, policy, k, 8, 30, record))(
+      jax.random.PRNGKey(0))
   # reference: step each env by hand until its first done or 30 steps
   keys = jax.random.split(jax.random.split(jax.random.PRNGKey(0))[0], 8)
-  returns, lengths = [], []
+  returns, lengths, fell, last_obs = [], [], [], []
   for k in keys:
     s, ret, n = env.reset(k), 0.0, 0
     for _ in range(30):
@@ -152,7 +154,14 @@ def test_evaluate_counts_only_the_first_episode():
       ret, n = ret + float(s.reward), n + 1
       if float(s.done):
         break
-    returns.append(ret); lengths.append(n)
-  assert min(lengths) < 30  # some episodes terminated early
-  np.testing.assert_allclose(float(out["eval/episode_return"]), np.mean(returns), rtol=1e-4)
-  np.testing.assert_allclose(float(out["eval/episode_length"]), np.mean(lengths))
+    returns.append(ret); lengths.append(n); fell.append(bool(s.done))
+    last_obs.append(np.asarray(s.obs))
+  assert 0 < sum(fell) < 8 and min(lengths) < 30  # some episodes terminated early
+  np.testing.assert_allclose(np.asarray(out.returns), returns, rtol=1e-4)
+  np.testing.assert_array_equal(np.asarray(out.lengths), lengths)
+  np.testing.assert_array_equal(np.asarray(out.terminated), fell)
+  # the recorded trajectory holds each episode's last state at lengths - 1
+  traj = np.asarray(out.trajectory)  # [T, N, obs]
+  ends = traj[np.asarray(lengths) - 1, np.arange(8)]
+  np.testing.assert_allclose(ends, np.stack(last_obs), rtol=1e-5, atol=1e-6)
+  assert np.asarray(out.start).shape == (8, traj.shape[-1])

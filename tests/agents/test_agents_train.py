@@ -13,9 +13,9 @@ from agents_toy_env import ToyPendulum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL_SHAC = shac.Config(num_timesteps=3 * 8 * 8, num_envs=8, horizon=8, critic_epochs=2,
-                         critic_minibatches=2, actor_hidden_sizes=(16,),
+                         critic_minibatches=2, policy_hidden_sizes=(16,),
                          critic_hidden_sizes=(16,), log_every=1)
-SMALL_APG = apg.Config(num_timesteps=3 * 8 * 8, num_envs=8, horizon=8, hidden_sizes=(16,),
+SMALL_APG = apg.Config(num_timesteps=3 * 8 * 8, num_envs=8, horizon=8, policy_hidden_sizes=(16,),
                        log_every=1)
 
 
@@ -67,7 +67,7 @@ def test_nan_gradients_are_skipped_and_counted():
 
 def test_checkpoint_and_resume(tmp_path):
   env = ToyPendulum(episode_length=20)
-  config = apg.Config(num_timesteps=4 * 8 * 8, num_envs=8, horizon=8, hidden_sizes=(16,),
+  config = apg.Config(num_timesteps=4 * 8 * 8, num_envs=8, horizon=8, policy_hidden_sizes=(16,),
                       log_every=2)
   saved = []
   apg.train(env, config, jax.random.PRNGKey(0), checkpoint_fn=saved.append,

@@ -86,12 +86,32 @@ def test_envs_are_immutable():
 
 def test_brax_registry_returns_project_envs():
   for name in sorted(REQUIRED):
-    env = brax.envs.get_environment(name)
+    env = brax.envs.get_environment(envs.BRAX_PREFIX + name)
     assert isinstance(env, envs.env_class(name)), name
-  denv = brax.envs.get_environment("hopper", differentiable=True, n_frames=1)
+  denv = brax.envs.get_environment("diffrl/hopper", differentiable=True, n_frames=1)
   assert denv.differentiable and denv.config.n_frames == 1
   with pytest.raises(ValueError, match="backend='mjx'"):
-    brax.envs.get_environment("hopper", backend="generalized")
+    brax.envs.get_environment("diffrl/hopper", backend="generalized")
+
+
+def test_importing_envs_leaves_brax_names_alone():
+  """Brax's own registry entries are the same objects before and after
+  ``import envs`` (a fresh interpreter, so nothing was imported before)."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  code = (
+      "import brax.envs as b\n"
+      "before = dict(b._envs)\n"
+      "import envs\n"
+      "changed = [k for k in before if b._envs[k] is not before[k]]\n"
+      "added = sorted(set(b._envs) - set(before))\n"
+      "assert 'hopper' in before and not changed, changed\n"
+      "assert added == sorted('diffrl/' + n for n in envs.names()), added\n"
+      "assert type(b.get_environment('hopper', backend='mjx')).__module__ == "
+      "'brax.envs.hopper'\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, timeout=300, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_reset_state_is_brax_state_with_reward_metrics():

@@ -1,0 +1,216 @@
+"""Brax PPO as a baseline beside SHAC and APG, behind the same interface.
+
+``Config`` holds Brax's PPO hyperparameters under this project's names
+(``gamma``, ``lam``, ``policy_hidden_sizes``, ...); :func:`train_in_dir`
+runs ``brax.training.agents.ppo.train.train`` on the default-mode env with
+Brax's own orbax checkpoints at each of its evaluations; :func:`load_policy`
+rebuilds the saved policy. A resumed run restarts from the last saved
+parameters and normaliser (Brax does not save its optimiser state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+
+NAME = "ppo"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Brax PPO hyperparameters (passed to Brax as ``discounting`` for
+  ``gamma`` and ``gae_lambda`` for ``lam``).
+
+  Attributes:
+    num_timesteps: total env steps to train for.
+    num_envs: parallel environments.
+    episode_length: env steps per episode; None uses the env config's.
+    action_repeat: times each action is repeated.
+    learning_rate: Adam step size.
+    entropy_cost: weight of the entropy bonus.
+    gamma: discount factor.
+    lam: GAE lambda.
+    unroll_length: env steps per rollout segment.
+    batch_size: segments per minibatch.
+    num_minibatches: minibatches per update epoch.
+    num_updates_per_batch: epochs over each batch.
+    normalize_observations: running mean/std observation normaliser.
+    reward_scaling: multiplier on rewards in the losses.
+    clipping_epsilon: PPO ratio clip.
+    max_grad_norm: global gradient-norm clip; None disables it.
+    num_evals: evaluations (= progress reports and checkpoints) in the run.
+    num_eval_envs: episodes per evaluation.
+    policy_hidden_sizes: policy MLP widths.
+    value_hidden_sizes: value MLP widths.
+  """
+  num_timesteps: int = 5_000_000
+  num_envs: int = 64
+  episode_length: int | None = None
+  action_repeat: int = 1
+  learning_rate: float = 3e-4
+  entropy_cost: float = 1e-2
+  gamma: float = 0.97
+  lam: float = 0.95
+  unroll_length: int = 20
+  batch_size: int = 64
+  num_minibatches: int = 4
+  num_updates_per_batch: int = 4
+  normalize_observations: bool = True
+  reward_scaling: float = 0.1
+  clipping_epsilon: float = 0.3
+  max_grad_norm: float | None = 1.0
+  num_evals: int = 20
+  num_eval_envs: int = 16
+  policy_hidden_sizes: tuple[int, ...] = (64, 64)
+  value_hidden_sizes: tuple[int, ...] = (64, 64)
+
+  def __post_init__(self):
+    if self.num_timesteps < 1:
+      raise ValueError(f"num_timesteps must be >= 1, got {self.num_timesteps}")
+    if self.num_envs < 1 or self.num_evals < 1 or self.num_eval_envs < 1:
+      raise ValueError("num_envs, num_evals and num_eval_envs must be >= 1")
+    if (self.batch_size * self.num_minibatches) % self.num_envs:
+      raise ValueError(
+          f"batch_size * num_minibatches ({self.batch_size} * "
+          f"{self.num_minibatches}) must be a multiple of num_envs "
+          f"({self.num_envs}); change one of them")
+
+
+def _network_factory(config: Config):
+  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
+  return functools.partial(
+      ppo_networks.make_ppo_networks,
+      policy_hidden_layer_sizes=tuple(config.policy_hidden_sizes),
+      value_hidden_layer_sizes=tuple(config.value_hidden_sizes))
+
+
+def _brax_kwargs(config: Config, episode_length: int) -> dict[str, Any]:
+  return dict(
+      num_envs=config.num_envs, episode_length=episode_length,
+      action_repeat=config.action_repeat,
+      learning_rate=config.learning_rate, entropy_cost=config.entropy_cost,
+      discounting=config.gamma, gae_lambda=config.lam,
+      unroll_length=config.unroll_length, batch_size=config.batch_size,
+      num_minibatches=config.num_minibatches,
+      num_updates_per_batch=config.num_updates_per_batch,
+      normalize_observations=config.normalize_observations,
+      reward_scaling=config.reward_scaling,
+      clipping_epsilon=config.clipping_epsilon,
+      max_grad_norm=config.max_grad_norm, num_evals=config.num_evals,
+      num_eval_envs=config.num_eval_envs, deterministic_eval=True,
+      network_factory=_network_factory(config))
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+  """Brax names -> this project's namespaces (train/..., eval/...)."""
+  out: dict[str, float] = {}
+  for k, v in metrics.items():
+    try:
+      v = float(v)
+    except (TypeError, ValueError):
+      continue
+    if k.startswith("training/"):
+      k = "train/" + k[len("training/"):]
+    out[k] = v
+  if "eval/episode_reward" in out:
+    out["eval/episode_return"] = out["eval/episode_reward"]
+  return out
+
+
+def _saved_steps(directory: Path) -> list[Path]:
+  return sorted((p for p in Path(directory).glob("[0-9]*") if p.is_dir()),
+                key=lambda p: int(p.name))
+
+
+def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
+                 policy_path: Path, resume: bool, checkpoint_every: int,
+                 progress_fn: Callable[[int, dict[str, float]], None],
+                 log: Callable[[str], None]) -> None:
+  """Trains with Brax PPO; checkpoints at each of ``config.num_evals``
+  evaluations (``checkpoint_every`` does not apply) and saves the final
+  policy into the directory ``policy_path``."""
+  del checkpoint_every
+  from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import train as ppo  # pylint: disable=import-outside-toplevel
+  checkpoint_dir.mkdir(parents=True, exist_ok=True)
+  done_steps, restore = 0, None
+  if resume:
+    saved = _saved_steps(checkpoint_dir)
+    if saved:
+      restore = saved[-1]
+      done_steps = int(restore.name)
+      log(f"resumed from checkpoint {restore.name} ({done_steps} env steps; "
+          f"PPO restarts its optimiser state)")
+    else:
+      log("no checkpoint yet: starting from scratch")
+  from agents import loop  # pylint: disable=import-outside-toplevel
+  kwargs = _brax_kwargs(config, loop.resolve_episode_length(env, config.episode_length))
+  net_config = ppo_checkpoint.network_config(
+      observation_size=env.observation_size, action_size=env.action_size,
+      normalize_observations=config.normalize_observations,
+      network_factory=kwargs["network_factory"])
+  last = [time.perf_counter(), done_steps]
+
+  def on_progress(env_steps: int, metrics: Mapping[str, Any]) -> None:
+    if done_steps and not env_steps:
+      return  # the resumed run's initial eval repeats the checkpoint's row
+    steps = done_steps + int(env_steps)
+    m = _metrics(metrics)
+    now = time.perf_counter()
+    if steps > last[1]:
+      m["train/sps"] = (steps - last[1]) / max(now - last[0], 1e-9)
+    last[:] = [now, steps]
+    progress_fn(steps, m)
+
+  def on_params(step: int, make_policy, params) -> None:
+    del make_policy
+    if step == 0:
+      return
+    ppo_checkpoint.save(checkpoint_dir, done_steps + int(step), params, net_config)
+    for old in _saved_steps(checkpoint_dir)[:-2]:
+      shutil.rmtree(old, ignore_errors=True)
+
+  _, params, _ = ppo.train(
+      environment=env, num_timesteps=max(config.num_timesteps - done_steps, 0),
+      seed=seed, progress_fn=on_progress, policy_params_fn=on_params,
+      restore_checkpoint_path=str(restore) if restore is not None else None,
+      **kwargs)
+  ppo_checkpoint.save(policy_path, config.num_timesteps, params, net_config)
+
+
+def load_policy(policy_path: Path, env: Any, config: Config
+                ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
+  """The saved deterministic policy as ``fn(obs, key) -> action``.
+
+  (Brax 0.14.2's ``ppo.checkpoint.load_policy`` fails on its own saved
+  config when ``mean_kernel_init_fn`` is None, so the network is rebuilt
+  here from ``config``.)
+
+  Raises:
+    FileNotFoundError: no policy saved under ``policy_path``.
+  """
+  from brax.training.acme import running_statistics  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
+  steps = _saved_steps(policy_path)
+  if not steps:
+    raise FileNotFoundError(f"{policy_path} holds no policy")
+  network = ppo_networks.make_ppo_networks(
+      env.observation_size, env.action_size,
+      preprocess_observations_fn=(running_statistics.normalize
+                                  if config.normalize_observations
+                                  else lambda x, y: x),
+      policy_hidden_layer_sizes=tuple(config.policy_hidden_sizes),
+      value_hidden_layer_sizes=tuple(config.value_hidden_sizes))
+  params = ppo_checkpoint.load(steps[-1])
+  inference = ppo_networks.make_inference_fn(network)(tuple(params[:2]),
+                                                      deterministic=True)
+  dummy = jax.random.PRNGKey(0)
+  return lambda obs, key=None: inference(obs, dummy)[0]
