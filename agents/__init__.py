@@ -39,17 +39,24 @@ class Algorithm:
       differentiable=True)``, False for the default-mode env.
     policy_file: name of the saved policy (file or directory) in a run dir.
     train_in_dir: ``train_in_dir(env, config, *, seed, checkpoint_dir,
-      policy_path, resume, checkpoint_every, progress_fn, log)`` trains,
-      checkpoints and writes the final policy to ``policy_path``.
-    load_policy: ``load_policy(policy_path, env, config) -> policy`` with
-      ``policy(obs [..., obs_size], key) -> action`` (deterministic).
+      policy_path, resume, checkpoint_every, progress_fn, log, eval_env,
+      eval_every, eval_episodes, best_policy_path)`` trains, checkpoints,
+      keeps the best-evaluated policy at ``best_policy_path`` and writes the
+      final policy to ``policy_path``.
+    load_params: ``load_params(policy_path) -> params`` of a saved policy.
+    make_apply: ``make_apply(env, config) -> apply`` with ``apply(params,
+      obs [..., obs_size], key) -> action`` (deterministic); the parameters
+      are an argument, so one compiled evaluation serves several policies.
+    best_policy_file: name of the best-evaluated policy in a run dir.
   """
   name: str
   config_class: type
   differentiable: bool
   policy_file: str
   train_in_dir: Callable[..., None]
-  load_policy: Callable[[Path, Any, Any], Callable]
+  load_params: Callable[[Path], Any]
+  make_apply: Callable[[Any, Any], Callable]
+  best_policy_file: str
 
 
 def _differentiable(module) -> Algorithm:
@@ -58,14 +65,19 @@ def _differentiable(module) -> Algorithm:
   def train_in_dir(env, config, **kwargs):
     return loop.train_in_dir(module, env, config, **kwargs)
 
-  def load_policy(policy_path, env, config):
-    del env, config  # a saved PolicyParams describes itself
-    return networks.make_policy(checkpoint.load_policy(policy_path),
-                                deterministic=True)
+  def make_apply(env, config):
+    del env, config  # a PolicyParams describes itself
+
+    def apply(params, obs, key=None):
+      return networks.make_policy(params, deterministic=True)(obs, key)
+
+    return apply
 
   return Algorithm(name=module.NAME, config_class=module.Config,
                    differentiable=True, policy_file="policy.msgpack",
-                   train_in_dir=train_in_dir, load_policy=load_policy)
+                   train_in_dir=train_in_dir,
+                   load_params=checkpoint.load_policy, make_apply=make_apply,
+                   best_policy_file="policy_best.msgpack")
 
 
 def _table() -> dict[str, Algorithm]:
@@ -76,7 +88,9 @@ def _table() -> dict[str, Algorithm]:
       "ppo": Algorithm(name=ppo.NAME, config_class=ppo.Config,
                        differentiable=False, policy_file="policy",
                        train_in_dir=ppo.train_in_dir,
-                       load_policy=ppo.load_policy),
+                       load_params=ppo.load_params,
+                       make_apply=ppo.make_apply,
+                       best_policy_file="policy_best"),
   }
 
 

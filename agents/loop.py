@@ -134,6 +134,8 @@ def _aggregate(window: list[dict[str, Any]], last_return: float) -> dict[str, fl
       out[k] = float(values[-1])
     else:
       out[k] = float(values.mean())
+  for k in [k for k in out if k.endswith("grad_norm")]:
+    out[k + "_max"] = float(np.max([m[k] for m in host]))
   n = out.pop("_episodes_finished", 0.0)
   total = out.pop("_episode_return_sum", 0.0)
   out["train/episode_return"] = total / n if n > 0 else last_return
@@ -167,7 +169,9 @@ def _cached(key: Any, build: Callable[[], Any]) -> Any:
 def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: int, *,
         mesh: Mesh, num_updates: int, steps_per_update: int, log_every: int,
         progress_fn: ProgressFn | None, checkpoint_fn: Callable[[Any], None] | None,
-        checkpoint_every: int, cache_key: Any = None) -> tuple[Any, dict[str, float]]:
+        checkpoint_every: int, cache_key: Any = None,
+        evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
+        evaluate_every: int = 0) -> tuple[Any, dict[str, float]]:
   """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
 
   Args:
@@ -193,6 +197,10 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
     checkpoint_every: see above.
     cache_key: hashable identity of ``update`` (e.g. agent name, env object,
       config); runs with equal keys reuse the compiled update. None: no reuse.
+    evaluate_fn: ``evaluate_fn(train_state) -> metrics`` merged into the
+      logged metrics every ``evaluate_every`` updates (rounded up to a
+      logging window) and after the last update.
+    evaluate_every: see ``evaluate_fn``; 0 = never.
 
   Returns:
     ``(train_state, metrics)`` with the last logged metrics.
@@ -230,6 +238,8 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
   first = True
   t_window = time.perf_counter()
   last_ckpt = -1
+  last_eval = start
+  skipped_before = float(jax.device_get(getattr(train_state, "skipped_updates", 0)))
   for it in range(start, num_updates):
     if it > start:
       carry = carry.replace(reset_state=reset_fn(jax.random.fold_in(key, it)))
@@ -246,6 +256,14 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       env_steps = (it + 1) * steps_per_update  # a Python int: never wraps
       metrics["train/env_steps"] = float(env_steps)
       metrics["train/iteration"] = float(it + 1)
+      if "train/skipped_updates" in metrics:  # NaN/inf steps in this window
+        metrics["train/skipped_in_window"] = (metrics["train/skipped_updates"]
+                                              - skipped_before)
+        skipped_before = metrics["train/skipped_updates"]
+      if evaluate_fn is not None and evaluate_every > 0 and (
+          it + 1 - last_eval >= evaluate_every or it + 1 == num_updates):
+        metrics.update(evaluate_fn(train_state))
+        last_eval = it + 1
       if progress_fn is not None:
         progress_fn(env_steps, dict(metrics))
       window = []
@@ -272,6 +290,8 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           progress_fn: ProgressFn | None = None, *,
           checkpoint_fn: Callable[[Any], None] | None = None,
           checkpoint_every: int = 0, initial_state: Any | None = None,
+          evaluate_fn: Callable[[networks.PolicyParams], dict[str, float]] | None = None,
+          evaluate_every: int = 0,
           ) -> tuple[networks.PolicyParams, dict[str, float]]:
   """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
 
@@ -286,15 +306,22 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
       logging window; repeats the last value when none finished, NaN before
       the first), ``train/episode_return_estimate`` (mean reward per step x
       episode_length), ``train/actor_loss``, ``train/grad_norm``,
-      ``train/skipped_updates`` (cumulative), ``train/sps``,
+      ``train/grad_norm_max`` (largest in the window, before clipping),
+      ``train/skipped_updates`` (cumulative NaN/inf skips) and
+      ``train/skipped_in_window``, ``train/sps``,
       ``train/update_s``, ``train/policy_std``, ``train/env_steps``,
       ``train/iteration``, ``reward/<term>``, the agent's own (SHAC:
-      ``train/critic_loss``, ``train/critic_grad_norm``, ``train/value``), and
-      on the first call only ``train/compile_s``.
+      ``train/critic_loss``, ``train/critic_grad_norm(_max)``,
+      ``train/value``), ``evaluate_fn``'s metrics when it ran, and on the
+      first call only ``train/compile_s``.
     checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
       updates and once at the end.
     checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
     initial_state: a train state to resume from (envs are reset fresh).
+    evaluate_fn: ``evaluate_fn(policy_params) -> metrics`` (e.g. a
+      deterministic evaluation, see :func:`make_evaluator`), run every
+      ``evaluate_every`` updates and at the end, logged with the metrics.
+    evaluate_every: see ``evaluate_fn``; 0 = never.
 
   Returns:
     ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
@@ -321,14 +348,44 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
                     steps_per_update=config.steps_per_update,
                     log_every=config.log_every, progress_fn=progress_fn,
                     checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
-                    cache_key=(agent.NAME, env, config, episode_length))
+                    cache_key=(agent.NAME, env, config, episode_length),
+                    evaluate_fn=(None if evaluate_fn is None else
+                                 lambda t: evaluate_fn(policy_params(env, config, t))),
+                    evaluate_every=evaluate_every)
   return policy_params(env, config, ts), metrics
+
+
+def make_evaluator(env: Any, episodes: int, episode_length: int, key: jax.Array
+                   ) -> Callable[[networks.PolicyParams], dict[str, float]]:
+  """A deterministic evaluation for :func:`train`'s ``evaluate_fn``: the
+  policy's ``tanh(mean)`` on ``episodes`` episodes of ``env`` (default mode)
+  from the same initial states every time (``key``), with
+  :func:`agents.rollout.evaluate`. Compiled once; the parameters are an
+  argument, not constants.
+
+  Returns ``evaluate_fn(policy_params) -> {"eval/episode_return",
+  "eval/episode_return_std", "eval/episode_length"}``.
+  """
+  @jax.jit
+  def run_eval(params):
+    out = rollout_lib.evaluate(env, networks.make_policy(params, True), key,
+                               episodes, episode_length)
+    return {"eval/episode_return": jnp.mean(out.returns),
+            "eval/episode_return_std": jnp.std(out.returns),
+            "eval/episode_length": jnp.mean(out.lengths.astype(jnp.float32))}
+
+  def evaluate_fn(params: networks.PolicyParams) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(run_eval(params)).items()}
+
+  return evaluate_fn
 
 
 def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
                  checkpoint_dir: Path, policy_path: Path, resume: bool,
                  checkpoint_every: int, progress_fn: ProgressFn,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], eval_env: Any | None = None,
+                 eval_every: int = 0, eval_episodes: int = 10,
+                 best_policy_path: Path | None = None) -> None:
   """:func:`train` with orbax checkpoints in ``checkpoint_dir`` and the final
   policy written to ``policy_path`` (what ``train.py`` runs for SHAC/APG).
 
@@ -336,7 +393,17 @@ def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
   each into a temporary directory and renames it when complete). In a
   multi-process run every process calls this; all save and restore the
   checkpoints together, process 0 alone writes the policy.
+
+  Every ``eval_every`` updates (0 = never) the policy is evaluated
+  deterministically on ``eval_episodes`` episodes of
+  ``eval_env`` (the default-mode env), always from the same initial states,
+  and the best so far is written to ``best_policy_path`` with a JSON file
+  beside it (``<name>.json``: its evaluation return), which a resumed run
+  reads back. (In a multi-process run every process evaluates the same
+  replicated parameters on its own device; process 0 writes.)
   """
+  import json  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
   from agents import checkpoint  # pylint: disable=import-outside-toplevel
   key = jax.random.PRNGKey(seed)
   ckpts = checkpoint.StateCheckpoints(checkpoint_dir)
@@ -347,10 +414,41 @@ def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
         f"({ckpts.latest_step() * config.steps_per_update} env steps)")
   elif resume:
     log("no checkpoint yet: starting from scratch")
+
+  evaluate_fn = None
+  if eval_env is not None and eval_every > 0:
+    evaluate = make_evaluator(eval_env, eval_episodes,
+                              resolve_episode_length(env, config.episode_length),
+                              jax.random.fold_in(key, 2))
+    best_meta = Path(str(best_policy_path) + ".json") if best_policy_path else None
+    best = {"return": -math.inf}
+    if resume and best_meta is not None and best_meta.exists():
+      try:
+        best.update(json.loads(best_meta.read_text()))
+      except ValueError:
+        pass  # damaged: the next evaluation writes a new one
+
+    def evaluate_fn(params):
+      # a host copy: in a multi-process run the parameters are global
+      # (replicated) arrays; each process evaluates on its own device
+      params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
+      m = evaluate(params)
+      ret = m["eval/episode_return"]
+      if best_policy_path is not None and math.isfinite(ret) and ret > best["return"]:
+        best["return"] = ret
+        if jax.process_index() == 0:
+          checkpoint.save_policy(best_policy_path, params)
+          tmp = best_meta.with_name(best_meta.name + ".tmp")
+          tmp.write_text(json.dumps({"return": ret}) + "\n")
+          os.replace(tmp, best_meta)
+      m["eval/best_episode_return"] = best["return"]
+      return m
+
   try:
     params, _ = train(agent, env, config, key, progress_fn,
                       checkpoint_fn=ckpts.save, checkpoint_every=checkpoint_every,
-                      initial_state=initial_state)
+                      initial_state=initial_state, evaluate_fn=evaluate_fn,
+                      evaluate_every=eval_every)
   finally:
     ckpts.close()
   if jax.process_index() == 0:

@@ -3,8 +3,8 @@
 ``Config`` holds Brax's PPO hyperparameters under this project's names
 (``gamma``, ``lam``, ``policy_hidden_sizes``, ...); :func:`train_in_dir`
 runs ``brax.training.agents.ppo.train.train`` on the default-mode env with
-Brax's own orbax checkpoints at each of its evaluations; :func:`load_policy`
-rebuilds the saved policy. A resumed run restarts from the last saved
+Brax's own orbax checkpoints at each of its evaluations; :func:`load_params` and :func:`make_apply`
+rebuild the saved policy (:func:`load_params`, :func:`make_apply`). A resumed run restarts from the last saved
 parameters and normaliser (Brax does not save its optimiser state).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -132,11 +133,16 @@ def _saved_steps(directory: Path) -> list[Path]:
 def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
                  policy_path: Path, resume: bool, checkpoint_every: int,
                  progress_fn: Callable[[int, dict[str, float]], None],
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], best_policy_path: Path | None = None,
+                 **unused: Any) -> None:
   """Trains with Brax PPO; checkpoints at each of ``config.num_evals``
   evaluations (``checkpoint_every`` does not apply) and saves the final
-  policy into the directory ``policy_path``."""
-  del checkpoint_every
+  policy into the directory ``policy_path``. Brax evaluates at each of
+  ``num_evals`` (its own deterministic evaluation); the parameters with the
+  best evaluation return so far go to the directory ``best_policy_path``
+  (``eval_env``/``eval_every``/``eval_episodes`` of SHAC/APG do not apply).
+  """
+  del checkpoint_every, unused
   from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
   from brax.training.agents.ppo import train as ppo  # pylint: disable=import-outside-toplevel
   checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -157,12 +163,21 @@ def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
       normalize_observations=config.normalize_observations,
       network_factory=kwargs["network_factory"])
   last = [time.perf_counter(), done_steps]
+  best = {"return": float("-inf"), "params": None, "step": 0}
 
   def on_progress(env_steps: int, metrics: Mapping[str, Any]) -> None:
     if done_steps and not env_steps:
       return  # the resumed run's initial eval repeats the checkpoint's row
     steps = done_steps + int(env_steps)
     m = _metrics(metrics)
+    ret = m.get("eval/episode_return", float("nan"))
+    if (best_policy_path is not None and best["params"] is not None
+        and ret > best["return"]):  # Brax hands the params over before the eval
+      shutil.rmtree(best_policy_path, ignore_errors=True)
+      ppo_checkpoint.save(best_policy_path, best["step"], best["params"], net_config)
+      best["return"] = ret
+    if math.isfinite(best["return"]):
+      m["eval/best_episode_return"] = best["return"]
     now = time.perf_counter()
     if steps > last[1]:
       m["train/sps"] = (steps - last[1]) / max(now - last[0], 1e-9)
@@ -171,6 +186,7 @@ def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
 
   def on_params(step: int, make_policy, params) -> None:
     del make_policy
+    best.update(params=params, step=done_steps + int(step))
     if step == 0:
       return
     ppo_checkpoint.save(checkpoint_dir, done_steps + int(step), params, net_config)
@@ -185,23 +201,28 @@ def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
   ppo_checkpoint.save(policy_path, config.num_timesteps, params, net_config)
 
 
-def load_policy(policy_path: Path, env: Any, config: Config
-                ) -> Callable[[jax.Array, jax.Array | None], jax.Array]:
-  """The saved deterministic policy as ``fn(obs, key) -> action``.
-
-  (Brax 0.14.2's ``ppo.checkpoint.load_policy`` fails on its own saved
-  config when ``mean_kernel_init_fn`` is None, so the network is rebuilt
-  here from ``config``.)
+def load_params(policy_path: Path) -> Any:
+  """The parameters saved in the directory ``policy_path`` (Brax's format:
+  ``(normaliser, policy, value)``).
 
   Raises:
     FileNotFoundError: no policy saved under ``policy_path``.
   """
-  from brax.training.acme import running_statistics  # pylint: disable=import-outside-toplevel
   from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
-  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
   steps = _saved_steps(policy_path)
   if not steps:
     raise FileNotFoundError(f"{policy_path} holds no policy")
+  return ppo_checkpoint.load(steps[-1])
+
+
+def make_apply(env: Any, config: Config
+               ) -> Callable[[Any, jax.Array, jax.Array | None], jax.Array]:
+  """``apply(params, obs, key) -> action``: the deterministic PPO policy,
+  with the network rebuilt from ``config`` (Brax 0.14.2's own
+  ``ppo.checkpoint.load_policy`` fails on the config Brax itself saves when
+  ``mean_kernel_init_fn`` is None)."""
+  from brax.training.acme import running_statistics  # pylint: disable=import-outside-toplevel
+  from brax.training.agents.ppo import networks as ppo_networks  # pylint: disable=import-outside-toplevel
   network = ppo_networks.make_ppo_networks(
       env.observation_size, env.action_size,
       preprocess_observations_fn=(running_statistics.normalize
@@ -209,8 +230,11 @@ def load_policy(policy_path: Path, env: Any, config: Config
                                   else lambda x, y: x),
       policy_hidden_layer_sizes=tuple(config.policy_hidden_sizes),
       value_hidden_layer_sizes=tuple(config.value_hidden_sizes))
-  params = ppo_checkpoint.load(steps[-1])
-  inference = ppo_networks.make_inference_fn(network)(tuple(params[:2]),
-                                                      deterministic=True)
+  make_inference = ppo_networks.make_inference_fn(network)
   dummy = jax.random.PRNGKey(0)
-  return lambda obs, key=None: inference(obs, dummy)[0]
+
+  def apply(params, obs, key=None):
+    del key
+    return make_inference(tuple(params[:2]), deterministic=True)(obs, dummy)[0]
+
+  return apply

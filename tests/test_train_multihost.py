@@ -13,7 +13,7 @@ by the global device count, different configs or process counts) must fail
 fast with a clear message.
 
 Each process is ``train.py`` itself; a small wrapper (``WORKER``) only
-records the parameters ``agents.shac.train`` returns in each process, so
+records the parameters ``agents.loop.train`` returns in each process, so
 the test can compare processes without a test hook in the code.
 """
 
@@ -54,15 +54,15 @@ import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import jax
-from agents import shac
+from agents import loop
 out, argv = sys.argv[1], sys.argv[2:]
-_train = shac.train
+_train = loop.train
 def train(*args, **kwargs):
   params, metrics = _train(*args, **kwargs)
   leaves = jax.tree.leaves((params.network, params.normalizer))
   np.savez(out, *[np.asarray(x) for x in leaves])
   return params, metrics
-shac.train = train
+loop.train = train
 import train as cli
 sys.exit(cli.main(argv))
 """

@@ -100,7 +100,10 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
     The eval.json content: return_mean, return_std, episodes, returns,
     episode_lengths, episode_length_mean, fall_rate, forward_velocity_mean
     (locomotion tasks), video (file name or None) and video_episode (the
-    rendered episode's index: the median return), plus timings.
+    rendered episode's index: the median return), timings, and ``best``:
+    the same numbers for the best policy of the periodic evaluations
+    (``policy_best``), when the run kept one. The video shows the final
+    policy.
 
   Raises:
     ConfigError: not a run directory / invalid config / bad ``episodes``.
@@ -122,19 +125,31 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
         f"{policy_path} does not exist: the run has not finished. "
         f"Continue it with `python train.py --resume {paths.root}`.")
   env = make_env(resolved, differentiable=False)
-  policy = algo.load_policy(policy_path, env, resolved.agent_config)
   length = resolved.episode_length
+  record = recorder(env)
+
+  apply = algo.make_apply(env, resolved.agent_config)
+  run_eval = jax.jit(lambda params, k: rollout.evaluate(
+      env, lambda obs, key: apply(params, obs, key), k, episodes, length, record))
+
+  def run(path: Path):  # one compile for the final and the best policy
+    return jax.device_get(run_eval(algo.load_params(path),
+                                   jax.random.PRNGKey(seed)))
 
   t0 = time.perf_counter()
-  record = recorder(env)
-  out = jax.jit(lambda k: rollout.evaluate(env, policy, k, episodes, length,
-                                           record))(jax.random.PRNGKey(seed))
-  out = jax.device_get(out)
+  out = run(policy_path)
   result: dict[str, Any] = summarize(out, length, float(env.dt))
   result.update(video=None, deterministic=True,
                 rollout_s=round(time.perf_counter() - t0, 2))
   log(f"eval: {summary_line(result)}, episodes of up to {length} steps "
       f"({result['rollout_s']:.1f}s incl. compile)")
+  best_path = paths.best_policy(resolved.agent)
+  if best_path.exists():  # the best policy of the periodic evaluations
+    best = summarize(run(best_path), length, float(env.dt))
+    result["best"] = {k: v for k, v in best.items()
+                      if k not in ("episodes", "episode_length")}
+    result["best"]["policy"] = best_path.name
+    log(f"eval (best policy, {best_path.name}): {summary_line(best)}")
   if video:
     t1 = time.perf_counter()
     returns = np.asarray(out.returns)

@@ -71,9 +71,10 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
     write_config(paths.config, resolved)
   log(f"run dir: {paths.root}")
 
-  # build the env
+  # build the envs (training; evaluation in default mode)
   with distributed.local_model_device():
     env = make_env(resolved, differentiable=algo.differentiable)
+    eval_env = make_env(resolved, differentiable=False)
 
   # train (process 0 writes metrics and progress)
   metrics_log = MetricsLog(paths, resume=resume) if primary else None
@@ -91,7 +92,10 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
                       checkpoint_dir=paths.checkpoints,
                       policy_path=paths.policy(resolved.agent), resume=resume,
                       checkpoint_every=int(resolved.run.checkpoint_every),
-                      progress_fn=progress_fn, log=log)
+                      progress_fn=progress_fn, log=log, eval_env=eval_env,
+                      eval_every=int(resolved.run.eval_every),
+                      eval_episodes=int(resolved.run.eval_episodes),
+                      best_policy_path=paths.best_policy(resolved.agent))
   finally:
     progress.close()
     if metrics_log is not None:

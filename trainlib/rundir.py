@@ -10,6 +10,7 @@ Layout of ``runs/<env>-<agent>-<timestamp>/``::
     tb/                   TensorBoard events
     learning_curve.png    return vs env steps
     policy.msgpack        final policy (APG/SHAC, agents.checkpoint format)
+    policy_best.msgpack   the best policy of the periodic evaluations (+ .json)
     policy/<step>/        final policy (PPO, Brax's checkpoint format)
     eval.json             {return_mean, return_std, episodes, video, ...}
     video.mp4             the median-return evaluation episode
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 import configs
@@ -67,6 +69,11 @@ class RunPaths:
     says: ``agents.algorithm(agent).policy_file``)."""
     import agents  # pylint: disable=import-outside-toplevel
     return self.root / agents.algorithm(agent).policy_file
+
+  def best_policy(self, agent: str) -> Path:
+    """The best-evaluated policy of ``agent`` (kept during training)."""
+    import agents  # pylint: disable=import-outside-toplevel
+    return self.root / agents.algorithm(agent).best_policy_file
 
   @property
   def eval(self) -> Path:
@@ -224,7 +231,10 @@ FALLBACK_KEYS = ("train/episode_return_estimate",)
 
 def plot_learning_curve(rows: list[Mapping[str, Any]], path: Path,
                         title: str) -> Path | None:
-  """Plots episode return against env steps (Agg backend, atomic write).
+  """Plots episode return against env steps (Agg backend, atomic write),
+  and, when the rows have them, a second panel with the actor's gradient
+  norm (window mean and max, before clipping; log scale) and the updates
+  skipped for NaN/inf gradients in each window.
 
   Returns:
     ``path``, or None when no row has a return to plot.
@@ -232,28 +242,44 @@ def plot_learning_curve(rows: list[Mapping[str, Any]], path: Path,
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-  plotted = False
-  def has(key):
-    return any(isinstance(r.get(key), float) and math.isfinite(r[key])
-               for r in rows)
-  keys = [k for k in RETURN_KEYS if has(k)] or [k for k in FALLBACK_KEYS
-                                                if has(k)]
-  for key in keys:
-    pts = [(float(r["env_steps"]), float(r[key])) for r in rows
-           if isinstance(r.get(key), float) and math.isfinite(r[key])]
-    if pts:
-      xs, ys = zip(*pts)
-      ax.plot(xs, ys, marker="." if len(pts) < 30 else None, label=key)
-      plotted = True
-  if not plotted:
-    plt.close(fig)
+
+  def points(key):
+    return [(float(r["env_steps"]), float(r[key])) for r in rows
+            if isinstance(r.get(key), float) and math.isfinite(r[key])]
+
+  keys = [k for k in RETURN_KEYS if points(k)] or [k for k in FALLBACK_KEYS
+                                                   if points(k)]
+  if not keys:
     return None
-  ax.set_xlabel("env steps")
+  norms = [k for k in ("train/grad_norm", "train/grad_norm_max") if points(k)]
+  fig, axes = plt.subplots(2 if norms else 1, 1, figsize=(6, 6.5 if norms else 4),
+                           dpi=100, sharex=True, squeeze=False)
+  ax = axes[0, 0]
+  for key in keys:
+    xs, ys = zip(*points(key))
+    ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=key)
   ax.set_ylabel("episode return")
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend()
+  if norms:
+    ax2 = axes[1, 0]
+    for key in norms:
+      xs, ys = zip(*points(key))
+      ax2.plot(xs, np.maximum(ys, 1e-12), label=key)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("actor gradient norm")
+    ax2.grid(alpha=0.3)
+    skipped = [p for p in points("train/skipped_in_window") if p[1] > 0]
+    if skipped:
+      ax3 = ax2.twinx()
+      xs, ys = zip(*skipped)
+      ax3.bar(xs, ys, width=max(xs) / 100, color="C3", alpha=0.5,
+              label="skipped (NaN/inf) updates")
+      ax3.set_ylabel("skipped updates per window")
+      ax3.legend(loc="lower right")
+    ax2.legend(loc="upper left")
+  axes[-1, 0].set_xlabel("env steps")
   fig.tight_layout()
   tmp = path.with_name(path.stem + ".tmp.png")
   fig.savefig(tmp)

@@ -21,7 +21,11 @@ class RunConfig:
     seed: PRNG seed of the run.
     checkpoint_every: agent updates between orbax checkpoints (APG/SHAC; 0 =
       only at the end); PPO checkpoints at each of its ``num_evals`` evals.
-    eval_episodes: episodes of the final deterministic evaluation.
+    eval_episodes: episodes of the final deterministic evaluation, and of
+      the periodic one (``eval_every``).
+    eval_every: SHAC/APG: updates between deterministic evaluations during
+      training (0 = none); the best-evaluated policy is kept as
+      ``policy_best.msgpack``. PPO evaluates ``num_evals`` times instead.
     video: render video.mp4 of the median-return evaluation episode.
     portable_determinism: cap XLA:CPU's instruction set at AVX2 so that the
       same seed trains bit-identically on any x86-64 CPU with AVX2 (see
@@ -31,6 +35,7 @@ class RunConfig:
   seed: int = 0
   checkpoint_every: int = 20
   eval_episodes: int = 10
+  eval_every: int = 100
   video: bool = True
   portable_determinism: bool = False
 
@@ -38,6 +43,8 @@ class RunConfig:
     if self.checkpoint_every < 0:
       raise ConfigError(f"checkpoint_every must be >= 0, got "
                         f"{self.checkpoint_every}")
+    if self.eval_every < 0:
+      raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
     if self.eval_episodes < 1:
       raise ConfigError(f"eval_episodes must be >= 1, got "
                         f"{self.eval_episodes}")
