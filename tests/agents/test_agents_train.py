@@ -1,5 +1,6 @@
 """End-to-end behaviour of APG/SHAC on the pure-JAX toy env (fast compiles)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from agents import apg, checkpoint, networks, shac
+from agents import apg, checkpoint, loop, networks, shac
 from agents_toy_env import ToyPendulum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,6 +54,36 @@ def test_progress_metrics(shac_runs):
     assert key in logs[-1][1], key
   assert logs[-1][1]["train/skipped_updates"] == 0
   assert all(np.isfinite(m["train/actor_loss"]) for _, m in logs)
+
+
+def _same(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b)))
+
+
+def test_compiled_update_cache_never_runs_a_stale_closure():
+  """agents.loop reuses a compiled update only for the same agent, env and
+  config: a changed config field or another env of the same class and
+  shapes compiles anew (a stale hit would train with the old values)."""
+  env = ToyPendulum(episode_length=20)
+  key = jax.random.PRNGKey(0)
+  base = SMALL_APG
+  loop._COMPILED.clear()  # pylint: disable=protected-access
+  p_base, _ = apg.train(env, base, key)
+  entries = len(loop._COMPILED)  # pylint: disable=protected-access
+  p_again, _ = apg.train(env, base, key)
+  assert len(loop._COMPILED) == entries  # reused, nothing new compiled  # pylint: disable=protected-access
+  assert _same(p_base, p_again)
+  changed = {
+      "learning_rate": (dataclasses.replace(base, learning_rate=10 * base.learning_rate), env),
+      "env": (base, ToyPendulum(episode_length=20, max_torque=0.5)),
+  }
+  for what, (config, e) in changed.items():
+    p_cached, _ = apg.train(e, config, key)   # the cache holds the base run
+    loop._COMPILED.clear()  # pylint: disable=protected-access
+    p_fresh, _ = apg.train(e, config, key)
+    assert _same(p_cached, p_fresh), f"{what}: a stale compiled update ran"
+    assert not _same(p_cached, p_base), f"{what}: the change had no effect"
+    apg.train(env, base, key)  # refill the cache with the base run
 
 
 def test_nan_gradients_are_skipped_and_counted():

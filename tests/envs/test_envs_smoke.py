@@ -1,13 +1,13 @@
 """Every registered env, both modes: jit + vmap rollouts, shapes, no NaN, determinism,
 and (differentiable mode) finite, nonzero, causal gradients of a 32-step return.
 
-Each env/mode compiles exactly one function, shared by the tests below through
-module-scoped caches. The differentiable-mode smoke rollout and the gradient
-test are the same compiled function: a vmapped ``value_and_grad`` over a
-200-step rollout whose loss is the return of the first 32 steps.
+Each env/mode compiles exactly one rollout, shared with every other test file
+through the session fixture ``env_runs`` (tests/conftest.py). The
+differentiable-mode smoke rollout and the gradient test are the same compiled
+function: a vmapped ``value_and_grad`` over a 200-step rollout whose loss is
+the return of the first 32 steps; tests/envs/test_envs_grad.py checks that
+gradient against finite differences of the same compiled function.
 """
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,66 +16,24 @@ import pytest
 
 import envs
 
-B = 2        # envs per vmapped batch
-T = 200      # smoke-test steps
-H = 32       # gradient horizon
 CONTROL = ["pendulum_swingup", "cartpole_swingup", "cartpole_balance",
            "acrobot_swingup", "reacher", "swimmer"]
-# contact-rich models compile for minutes on a 2-core CPU: marked slow (CI runs them)
-SLOW = {"hopper", "half_cheetah", "ant", "humanoid"}
-ALL = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in envs.names()]
+# The fast tier (pytest -m "not slow") steps one constraint-free task and the
+# cart-pole (a joint limit: the differentiable solver is in its program); the
+# other tasks are marked slow (CI runs them): each costs 10-40 s to trace even
+# with a warm compilation cache, contact-rich ones minutes to compile cold.
+FAST = {"pendulum_swingup", "cartpole_swingup"}
 
 
-def _actions(env, key):
-  return jax.random.uniform(key, (B, T, env.action_size), minval=-1.0, maxval=1.0)
+def params(names):
+  return [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
-@functools.cache
-def _default_run(name):
-  """Compiled default-mode rollout: (keys [B], actions [B, T, nu]) -> outputs."""
-  env = envs.make(name)
-
-  @jax.jit
-  def rollout(keys, actions):
-    def one(key, acts):
-      state = env.reset(key)
-
-      def body(s, a):
-        s = env.step(s, a)
-        return s, (s.obs, s.reward, s.done)
-
-      _, out = jax.lax.scan(body, state, acts)
-      return state.obs, out
-
-    return jax.vmap(one)(keys, actions)
-
-  keys = jax.random.split(jax.random.PRNGKey(0), B)
-  actions = _actions(env, jax.random.PRNGKey(1))
-  return env, rollout, keys, actions, jax.block_until_ready(rollout(keys, actions))
+ALL = params(envs.names())
 
 
-@functools.cache
-def _diff_run(name):
-  """Compiled differentiable-mode rollout + gradient of the H-step return."""
-  env = envs.make(name, differentiable=True)
-
-  def ret(actions, key):
-    state = env.reset(key)
-
-    def body(s, a):
-      s = env.step(s, a)
-      return s, (s.obs, s.reward, s.done)
-
-    _, (obs, reward, done) = jax.lax.scan(body, state, actions)
-    return jnp.sum(reward[:H]), (state.obs, obs, reward, done)
-
-  fn = jax.jit(jax.vmap(jax.value_and_grad(ret, has_aux=True)))
-  keys = jax.random.split(jax.random.PRNGKey(0), B)
-  actions = _actions(env, jax.random.PRNGKey(1))
-  return env, jax.block_until_ready(fn(actions, keys))
-
-
-def _check_rollout(env, obs0, obs, reward, done):
+def _check_rollout(runs, env, obs0, obs, reward, done):
+  B, T = runs.B, runs.T
   assert obs0.shape == (B, env.observation_size)
   assert obs.shape == (B, T, env.observation_size)
   assert reward.shape == (B, T) and done.shape == (B, T)
@@ -88,23 +46,28 @@ def _check_rollout(env, obs0, obs, reward, done):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_default_mode_smoke(name):
-  env, _, _, _, (obs0, (obs, reward, done)) = _default_run(name)
-  _check_rollout(env, obs0, obs, reward, done)
+def test_default_mode_smoke(name, env_runs):
+  run = env_runs.default(name)
+  obs0, (obs, reward, done) = run.out
+  _check_rollout(env_runs, run.env, obs0, obs, reward, done)
 
 
 @pytest.mark.parametrize("name", ["pendulum_swingup", pytest.param("hopper", marks=pytest.mark.slow)])
-def test_determinism(name):
-  env, rollout, keys, actions, first = _default_run(name)
-  again = jax.block_until_ready(rollout(keys, actions))
+def test_determinism(name, env_runs):
+  run = env_runs.default(name)
+  state0 = run.reset(run.keys)
+  again = jax.block_until_ready((state0.obs, run.rollout(state0, run.actions)))
+  first = run.out
   for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_differentiable_mode_smoke_and_gradients(name):
-  env, ((value, (obs0, obs, reward, done)), grad) = _diff_run(name)
-  _check_rollout(env, obs0, obs, reward, done)
+def test_differentiable_mode_smoke_and_gradients(name, env_runs):
+  run = env_runs.differentiable(name)
+  env, H, B, T = run.env, env_runs.H, env_runs.B, env_runs.T
+  (value, (obs, reward, done)), grad = run.out
+  _check_rollout(env_runs, env, run.state0.obs, obs, reward, done)
   np.testing.assert_allclose(value, reward[:, :H].sum(axis=1), rtol=1e-5, atol=1e-5)
   assert grad.dtype == jnp.float32 and grad.shape == (B, T, env.action_size)
   g = np.asarray(grad)
@@ -115,11 +78,13 @@ def test_differentiable_mode_smoke_and_gradients(name):
   assert (g[:, H:] == 0).all()
 
 
-@pytest.mark.parametrize("name", ["pendulum_swingup", "acrobot_swingup"])
-def test_modes_agree_without_constraints(name):
+@pytest.mark.parametrize("name", params(["pendulum_swingup", "acrobot_swingup"]))
+def test_modes_agree_without_constraints(name, env_runs):
   """Constraint-free models: differentiable mode changes no value."""
-  _, _, _, _, (obs0, (obs, reward, _)) = _default_run(name)
-  _, ((_, (dobs0, dobs, dreward, _)), _) = _diff_run(name)
+  obs0, (obs, reward, _) = env_runs.default(name).out
+  diff = env_runs.differentiable(name)
+  (_, (dobs, dreward, _)), _ = diff.out
+  dobs0 = diff.state0.obs
   np.testing.assert_allclose(dobs0, obs0, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(dobs, obs, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(dreward, reward, rtol=1e-4, atol=1e-4)
