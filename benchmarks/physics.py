@@ -11,10 +11,20 @@ For each model, a batch of B environments is rolled out for T steps under
 * peak memory of the ``value_and_grad`` program (XLA's buffer assignment:
   arguments + outputs + temporaries).
 
+A second table puts C MuJoCo beside MJX for the same models, initial states
+and controls: ``mj_step`` steps/s through ``mujoco.rollout`` on one thread
+and on every core, and ``mjd_transitionFD`` (centred finite-difference
+Jacobians of one step) per second on one thread.
+
+Models: ``chain``, ``hopper_like``, ``ant_like`` (envs/assets/physics/) and
+``brax_hopper`` (Brax's own hopper.xml, as Brax's ``backend='mjx'`` env
+loads it).
+
 Usage::
 
     python benchmarks/physics.py                 # B=64, T=32, all models
-    python benchmarks/physics.py --models hopper_like --batch 64 --horizon 32
+    python benchmarks/physics.py --models brax_hopper --batch 64 --horizon 32
+    python benchmarks/physics.py --c-only        # just the C MuJoCo table
 
 Run it on an otherwise idle machine; it prints a Markdown table.
 """
@@ -45,7 +55,64 @@ from mujoco import mjx  # noqa: E402
 from envs import physics  # noqa: E402
 
 ASSETS = Path(physics.__file__).parent / "assets" / "physics"
-MODELS = ("chain", "hopper_like", "ant_like")
+MODELS = ("chain", "hopper_like", "ant_like", "brax_hopper")
+
+
+def load_model(name: str) -> mujoco.MjModel:
+  """A benchmark model by name (see the module docstring)."""
+  if name == "brax_hopper":
+    import brax  # pylint: disable=import-outside-toplevel
+    path = Path(brax.__file__).parent / "envs" / "assets" / "hopper.xml"
+  else:
+    path = ASSETS / f"{name}.xml"
+  return mujoco.MjModel.from_xml_path(str(path))
+
+
+def _inputs(mj: mujoco.MjModel, batch: int, horizon: int):
+  """The initial qvel [B, nv] and controls [B, T, nu] every row uses."""
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  qvel = 0.1 * jax.random.normal(k1, (batch, mj.nv))
+  ctrl = 0.5 * jax.random.uniform(k2, (batch, horizon, max(mj.nu, 1)),
+                                  minval=-1, maxval=1)
+  return qvel, ctrl[..., :mj.nu]
+
+
+def bench_c_mujoco(name: str, batch: int, horizon: int, repeats: int,
+                   fd_calls: int = 200) -> dict:
+  """C MuJoCo on the same model, initial states and controls as the MJX rows
+  (the model's own solver settings, as MJX's default mode)."""
+  from mujoco import rollout  # pylint: disable=import-outside-toplevel
+  mj = load_model(name)
+  qvel, ctrl = (np.asarray(x, np.float64) for x in _inputs(mj, batch, horizon))
+  data = mujoco.MjData(mj)
+  spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+  init = np.empty((batch, mujoco.mj_stateSize(mj, spec)))
+  for b in range(batch):
+    mujoco.mj_resetData(mj, data)
+    data.qvel[:] = qvel[b]
+    mujoco.mj_getState(mj, data, init[b], spec)
+  out = {"model": name, "steps": batch * horizon}
+  for label, nthread in (("1 thread", 1), ("all cores", os.cpu_count() or 1)):
+    with rollout.Rollout(nthread=nthread) as pool:
+      datas = [mujoco.MjData(mj) for _ in range(nthread)]
+      times = []
+      for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        pool.rollout(mj, datas, init, ctrl)
+        times.append(time.perf_counter() - t0)
+    out[label] = batch * horizon / statistics.median(times[1:])
+  # one-step Jacobians by centred finite differences, from the first state
+  mujoco.mj_setState(mj, data, init[0], spec)
+  mujoco.mj_forward(mj, data)
+  n = 2 * mj.nv + mj.na
+  a, b_ = np.zeros((n, n)), np.zeros((n, mj.nu))
+  mujoco.mjd_transitionFD(mj, data, 1e-6, True, a, b_, None, None)  # warm-up
+  t0 = time.perf_counter()
+  for _ in range(fd_calls):
+    mujoco.mjd_transitionFD(mj, data, 1e-6, True, a, b_, None, None)
+  out["fd_per_s"] = fd_calls / (time.perf_counter() - t0)
+  out["nthread_all"] = os.cpu_count() or 1
+  return out
 
 
 def _time(fn, *args, repeats: int) -> float:
@@ -72,20 +139,14 @@ def _rollout_loss(model, data0, ctrl):
 
 def bench_model(name: str, batch: int, horizon: int, iterations: int,
                 ls_iterations: int, repeats: int) -> dict:
-  mj = mujoco.MjModel.from_xml_path(str(ASSETS / f"{name}.xml"))
+  mj = load_model(name)
   default = physics.put_model(mj)
   diff = physics.put_model(physics.differentiable_model(
       mj, iterations=iterations, ls_iterations=ls_iterations))
 
-  key = jax.random.PRNGKey(0)
-  k1, k2 = jax.random.split(key)
   data = mjx.make_data(default)
-  qvel = 0.1 * jax.random.normal(k1, (batch, mj.nv))
+  qvel, ctrl = _inputs(mj, batch, horizon)
   data0 = jax.vmap(lambda v: data.replace(qvel=v))(qvel)
-  nu = max(mj.nu, 1)
-  ctrl = 0.5 * jax.random.uniform(k2, (batch, horizon, nu), minval=-1, maxval=1)
-  if mj.nu == 0:
-    ctrl = ctrl[..., :0]
 
   def batch_loss(model):
     return lambda d0, u: jnp.mean(jax.vmap(lambda d, c: _rollout_loss(model, d, c))(d0, u))
@@ -138,6 +199,8 @@ def main() -> None:
   p.add_argument("--iterations", type=int, default=4)
   p.add_argument("--ls-iterations", type=int, default=4)
   p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--c-only", action="store_true",
+                 help="only the C MuJoCo table")
   args = p.parse_args()
 
   print(f"# envs.physics benchmark: B={args.batch}, T={args.horizon}, "
@@ -145,6 +208,21 @@ def main() -> None:
         f"ls_iterations={args.ls_iterations}")
   print(f"# jax {jax.__version__}, mujoco-mjx {importlib.metadata.version('mujoco-mjx')}, "
         f"{jax.devices()[0].platform}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
+  if not args.c_only:
+    _mjx_table(args)
+  print()
+  print(f"# C MuJoCo {mujoco.__version__}, same models, initial states and "
+        f"controls (B={args.batch} rollouts of T={args.horizon} steps)")
+  print("| model | mj_step steps/s, 1 thread | mj_step steps/s, all cores | "
+        "mjd_transitionFD Jacobians/s, 1 thread |")
+  print("|---|---:|---:|---:|")
+  for name in args.models:
+    r = bench_c_mujoco(name, args.batch, args.horizon, args.repeats)
+    print(f"| {name} | {r['1 thread']:,.0f} | {r['all cores']:,.0f} "
+          f"({r['nthread_all']} threads) | {r['fd_per_s']:,.0f} |", flush=True)
+
+
+def _mjx_table(args) -> None:
   header = ("| model | default steps/s | diff steps/s | diff/default | "
             "value_and_grad / fwd | grad compile s | fwd compile s | "
             "grad peak MiB | loss gap |")
