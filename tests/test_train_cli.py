@@ -1,13 +1,20 @@
-"""train.py and evaluate.py end to end on a tiny budget.
+"""train.py and evaluate.py end to end on a tiny budget, every agent.
 
-One APG run (the cheaper agent to compile; the CLI code paths are the same
-for SHAC) on pendulum_swingup is killed (SIGKILL) after its second
-checkpoint, resumed with ``--resume``, finished, and then evaluated again with
-evaluate.py. All runs share one JAX compilation cache (the test session's)
-and use identical
-shapes and settings (the learning-rate schedule depends on num_timesteps and
-is compiled in), so only the first process compiles the update and only the
-resumed one compiles the evaluation.
+* SHAC on pendulum_swingup is killed (SIGKILL) after its second checkpoint;
+  the test then damages the run directory the way a kill in the middle of a
+  write would (a half-written orbax checkpoint under orbax's temporary name,
+  a cut and garbled metrics.csv tail), resumes it with ``--resume`` (which
+  must start from the last complete checkpoint and reuse the compiled update
+  from the persistent cache), and evaluates it again with evaluate.py.
+* APG runs to the end once (same driver as SHAC, another update).
+* Brax PPO runs to the end, then ``--resume --num-timesteps`` extends it
+  (PPO restores Brax's checkpoint): its eval metrics carry the task's reward
+  terms under their namespaced names.
+* Bad input at the command line gives a clear message and exit code 2, no
+  traceback.
+
+The APG and PPO runs start first and run beside the SHAC run (a compile uses
+one core). All share one JAX compilation cache (the test session's).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,16 +36,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_UPDATE = 2 * 8  # num_envs * horizon below
 TINY = [
-    "pendulum_swingup", "--agent", "apg", "--num-envs", "2", "--horizon", "8",
+    "pendulum_swingup", "--num-envs", "2", "--horizon", "8",
     "--policy-hidden-sizes", "16",
     "--log-every", "1", "--checkpoint-every", "2", "--env.episode-length", "24",
     "--eval-episodes", "3", "--render.width", "64", "--render.height", "48",
 ]
+SHAC = ["--agent", "shac", "--critic-epochs", "1", "--critic-minibatches", "1",
+        "--critic-hidden-sizes", "16"]
 NUM_UPDATES = 100  # 50 checkpoints: long enough to kill it after 2
+APG_UPDATES = 3
+# Brax PPO: 40 env steps per training step (batch 4 x unroll 10), 2 evals
+PPO = [
+    "pendulum_swingup", "--agent", "ppo", "--num-envs", "4", "--batch-size", "4",
+    "--num-minibatches", "1", "--unroll-length", "10",
+    "--num-updates-per-batch", "1", "--num-evals", "2", "--num-eval-envs", "4",
+    "--policy-hidden-sizes", "16", "--value-hidden-sizes", "16",
+    "--env.episode-length", "40", "--eval-episodes", "2", "--no-video",
+]
+PPO_STEPS = 400
+TIMEOUT_S = 900
 
 
-def _env(cache: Path) -> dict[str, str]:
-  env = dict(os.environ, MJX_DIFFRL_JAX_CACHE=str(cache), PYTHONUNBUFFERED="1")
+def _env(cache: Path, **extra: str) -> dict[str, str]:
+  env = dict(os.environ, MJX_DIFFRL_JAX_CACHE=str(cache), PYTHONUNBUFFERED="1",
+             **extra)
   env.pop("MUJOCO_GL", None)  # let train.py choose (egl, then osmesa)
   return env
 
@@ -57,44 +79,105 @@ def _cache_dir(tmp: Path) -> Path:
   return Path(cache) if cache.strip() else tmp / "jax_cache"
 
 
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+  with (run_dir / "metrics.csv").open(newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def _train(args: list[str], cache: Path, log: Path, **env: str) -> subprocess.Popen:
+  return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT,
+                          env=_env(cache, **env), stdout=log.open("w"),
+                          stderr=subprocess.STDOUT)
+
+
+def _finish(proc: subprocess.Popen, log: Path) -> str:
+  try:
+    proc.wait(timeout=TIMEOUT_S)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+  out = log.read_text()
+  assert proc.returncode == 0, out[-3000:]
+  return out
+
+
+def _damage(run_dir: Path, killed_at: int) -> dict[str, int]:
+  """What a kill in the middle of writes leaves: the checkpoint of update
+  ``killed_at + 2`` half written under orbax's temporary name (orbax renames
+  it when complete), and a metrics.csv whose last row is cut and followed by
+  garbage."""
+  ckpts = run_dir / "checkpoints"
+  partial = ckpts / f"{killed_at + 2}.orbax-checkpoint-tmp-1764270000123456"
+  shutil.copytree(ckpts / str(killed_at), partial)
+  for p in sorted(partial.rglob("*")):
+    if p.is_file():
+      if "METADATA" in p.name.upper():
+        p.unlink()
+      else:
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+  text = (run_dir / "metrics.csv").read_text()
+  lines = text.splitlines(keepends=True)
+  cut = lines[-1][: len(lines[-1]) // 2]  # the last row, cut in the middle
+  (run_dir / "metrics.csv").write_text("".join(lines[:-1]) + cut + "\x00\x00\xff")
+  return {"rows_kept": len(lines) - 2}  # complete data rows before the cut one
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  """A run that was killed after 2 checkpoints, then resumed to the end."""
   tmp = tmp_path_factory.mktemp("train_cli")
-  run_dir, cache = tmp / "run", _cache_dir(tmp)
-  log1 = (tmp / "first.log").open("w")
+  cache = _cache_dir(tmp)
+  # APG and PPO beside the SHAC run
+  apg_dir, ppo_dir = tmp / "apg", tmp / "ppo"
+  apg = _train([*TINY, "--agent", "apg", "--num-timesteps",
+                str(APG_UPDATES * STEPS_PER_UPDATE), "--no-video",
+                "--run-dir", str(apg_dir)], cache, tmp / "apg.log")
+  ppo = _train([*PPO, "--num-timesteps", str(PPO_STEPS), "--run-dir", str(ppo_dir)],
+               cache, tmp / "ppo.log")
+
+  # SHAC: killed after 2 checkpoints
+  run_dir = tmp / "shac"
+  log1 = tmp / "first.log"
   t0 = time.perf_counter()
-  proc = subprocess.Popen(
-      [sys.executable, "train.py", *TINY, "--num-timesteps",
-       str(NUM_UPDATES * STEPS_PER_UPDATE), "--run-dir", str(run_dir)],
-      cwd=ROOT, env=_env(cache), stdout=log1, stderr=subprocess.STDOUT)
+  proc = _train([*TINY, *SHAC, "--num-timesteps", str(NUM_UPDATES * STEPS_PER_UPDATE),
+                 "--run-dir", str(run_dir)], cache, log1)
   try:
     while len(_finished_checkpoints(run_dir)) < 2:
       if proc.poll() is not None:
         pytest.fail("train.py exited before its second checkpoint:\n" +
-                    (tmp / "first.log").read_text()[-3000:])
-      if time.perf_counter() - t0 > 600:
-        pytest.fail("no checkpoint after 600s")
+                    log1.read_text()[-3000:])
+      if time.perf_counter() - t0 > TIMEOUT_S:
+        pytest.fail(f"no checkpoint after {TIMEOUT_S}s")
       time.sleep(0.02)
   finally:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    log1.close()
   killed_at = max(_finished_checkpoints(run_dir))
-  rows_before = list(csv.DictReader((run_dir / "metrics.csv").open()))
-  first_s = time.perf_counter() - t0
-
   assert killed_at < NUM_UPDATES, "the run finished before it was killed"
-  final_updates = NUM_UPDATES
-  t1 = time.perf_counter()
+  rows_before = _rows(run_dir)
+  damage = _damage(run_dir, killed_at)
+
+  # resume; JAX logs its persistent-cache hits at WARNING with log_compiles
   resumed = subprocess.run(
-      [sys.executable, "train.py", "--resume", str(run_dir)],
-      cwd=ROOT, env=_env(cache), capture_output=True, text=True, timeout=600)
+      [sys.executable, "train.py", "--resume", str(run_dir)], cwd=ROOT,
+      env=_env(cache, JAX_LOG_COMPILES="1"), capture_output=True, text=True,
+      timeout=TIMEOUT_S)
   assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+  # PPO: extend the finished run with --resume
+  ppo_first = _finish(ppo, tmp / "ppo.log")
+  ppo_rows_first = _rows(ppo_dir)
+  ppo_resume = _train(["--resume", str(ppo_dir), "--num-timesteps", str(2 * PPO_STEPS)],
+                      cache, tmp / "ppo_resume.log")
+  ppo_resumed = _finish(ppo_resume, tmp / "ppo_resume.log")
+  apg_out = _finish(apg, tmp / "apg.log")
   return {"dir": run_dir, "cache": cache, "killed_at": killed_at,
-          "final_updates": final_updates, "rows_before": rows_before,
+          "final_updates": NUM_UPDATES, "rows_before": rows_before,
+          "damage": damage, "first_out": log1.read_text(),
           "resume_out": resumed.stdout + resumed.stderr,
-          "first_s": first_s, "resume_s": time.perf_counter() - t1}
+          "apg_dir": apg_dir, "apg_out": apg_out,
+          "ppo_dir": ppo_dir, "ppo_first": ppo_first,
+          "ppo_rows_first": ppo_rows_first, "ppo_resumed": ppo_resumed}
 
 
 def test_run_dir_has_every_artifact(run):
@@ -112,29 +195,44 @@ def test_run_dir_has_every_artifact(run):
   assert ev["return_mean"] == pytest.approx(np.mean(ev["returns"]), rel=1e-5)
 
 
-def test_resume_continues_from_the_last_checkpoint(run):
+def test_resume_continues_from_the_last_complete_checkpoint(run):
   out = run["resume_out"]
   k = run["killed_at"]
+  # the half-written checkpoint of update k + 2 is not the one restored
   assert re.search(rf"resumed from checkpoint at update {k} "
                    rf"\({k * STEPS_PER_UPDATE} env steps\)", out), out[-2000:]
-  rows = list(csv.DictReader((run["dir"] / "metrics.csv").open()))
+  rows = _rows(run["dir"])
   steps = [int(r["env_steps"]) for r in rows]
   assert steps == sorted(set(steps)), "metrics.csv rows repeat or go back"
-  # nothing before the checkpoint was lost, nothing after it was kept twice
+  # nothing before the checkpoint was lost (the damaged tail was after it),
+  # nothing after it was kept twice
   before = [int(r["env_steps"]) for r in run["rows_before"]]
   assert [s for s in steps if s <= k * STEPS_PER_UPDATE] == \
       [s for s in before if s <= k * STEPS_PER_UPDATE]
-  assert steps[-1] == run["final_updates"] * STEPS_PER_UPDATE
+  assert steps == [STEPS_PER_UPDATE * (i + 1) for i in range(run["final_updates"])]
+  assert "\x00" not in (run["dir"] / "metrics.csv").read_text()
   # the resumed process did not start from update 1
   iterations = [int(float(r["train/iteration"])) for r in rows]
-  assert iterations[-1] == run["final_updates"]
-  assert "compiled in" in out
-  # the resumed process reused the first one's compiled update
-  compile_s = [float(r["train/compile_s"]) for r in rows
-               if r.get("train/compile_s")]
-  assert len(compile_s) == 2
-  print(f"first run {run['first_s']:.0f}s (compile {compile_s[0]:.0f}s), "
-        f"resumed run {run['resume_s']:.0f}s (compile {compile_s[1]:.1f}s)")
+  assert iterations == list(range(1, run["final_updates"] + 1))
+
+
+def test_resumed_run_reuses_the_compiled_update(run):
+  """The first process compiled the update and wrote it to the persistent
+  cache; the resumed one loaded it from there."""
+  out = run["resume_out"]
+  assert re.search(r"Persistent compilation cache hit for 'jit_update'", out), \
+      "the resumed run compiled its update again:\n" + out[-3000:]
+  rows = _rows(run["dir"])
+  compile_s = {int(r["env_steps"]): float(r["train/compile_s"]) for r in rows
+               if r.get("train/compile_s")}
+  k = run["killed_at"]
+  # one value per process, on its first row: update 1 and update k + 1
+  assert sorted(compile_s) == [STEPS_PER_UPDATE, (k + 1) * STEPS_PER_UPDATE]
+  resumed_s = compile_s[(k + 1) * STEPS_PER_UPDATE]
+  m = re.search(r"compiled in ([\d.]+)s", out)
+  assert m and float(m.group(1)) == pytest.approx(resumed_s, abs=0.06)
+  # tracing and a cache load, not an XLA compile of the SHAC update
+  assert 0 < resumed_s < 60
 
 
 def test_video_frames_show_a_moving_robot(run):
@@ -152,8 +250,9 @@ def test_video_frames_show_a_moving_robot(run):
 def test_config_yaml_round_trips(run):
   from trainlib import rundir
   r = rundir.read_config(run["dir"] / "config.yaml")
-  assert r.env_name == "pendulum_swingup" and r.agent == "apg"
+  assert r.env_name == "pendulum_swingup" and r.agent == "shac"
   assert r.agent_config.num_envs == 2 and r.env_config.episode_length == 24
+  assert r.agent_config.critic_hidden_sizes == (16,)
   assert r.agent_config.num_timesteps == run["final_updates"] * STEPS_PER_UPDATE
 
 
@@ -178,10 +277,161 @@ def test_evaluate_script_on_the_saved_run(run):
   np.testing.assert_allclose(ev["returns"], before["returns"], rtol=1e-4)
 
 
-def test_evaluate_and_resume_errors(tmp_path, run):
-  env = _env(run["cache"])
-  proc = subprocess.run([sys.executable, "evaluate.py", str(tmp_path)],
-                        cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=120)
-  assert proc.returncode == 2 and "a run directory written by train.py" in proc.stderr
-  assert "Traceback" not in proc.stderr
+def test_apg_run(run):
+  from agents import checkpoint
+  from trainlib import rundir
+  d = run["apg_dir"]
+  assert rundir.read_config(d / "config.yaml").agent == "apg"
+  steps = [int(r["env_steps"]) for r in _rows(d)]
+  assert steps == [STEPS_PER_UPDATE * (i + 1) for i in range(APG_UPDATES)]
+  assert _finished_checkpoints(d)[-1] == APG_UPDATES
+  policy = checkpoint.load_policy(d / "policy.msgpack")
+  assert policy.spec.hidden_sizes == (16,) and policy.spec.obs_size == 3
+  ev = json.loads((d / "eval.json").read_text())
+  assert ev["episodes"] == 3 and ev["video"] is None
+  assert np.isfinite(ev["returns"]).all() and not (d / "video.mp4").exists()
+
+
+def test_ppo_trains_resumes_and_evaluates(run):
+  d = run["ppo_dir"]
+  first = [int(r["env_steps"]) for r in run["ppo_rows_first"]]
+  assert first and first[-1] >= PPO_STEPS
+  saved = re.search(r"resumed from checkpoint (\d+) \((\d+) env steps",
+                    run["ppo_resumed"])
+  assert saved, run["ppo_resumed"][-2000:]
+  assert int(saved.group(1)) == int(saved.group(2)) == first[-1]
+  rows = _rows(d)
+  steps = [int(r["env_steps"]) for r in rows]
+  assert steps == sorted(set(steps)) and steps[: len(first)] == first
+  assert steps[-1] >= 2 * PPO_STEPS > first[-1]
+  # Brax's evaluator reports the task's reward terms under their names
+  last = rows[-1]
+  assert "eval/episode_reward/upright" in last
+  reward = float(last["eval/episode_return"])
+  assert np.isfinite(reward) and 0.0 <= reward <= 40.0
+  # reward = upright * small_velocity with small_velocity in [0.5, 1]
+  upright = float(last["eval/episode_reward/upright"])
+  assert 0.5 * upright - 1e-3 <= reward <= upright + 1e-3
+  ev = json.loads((d / "eval.json").read_text())
+  assert ev["episodes"] == 2 and np.isfinite(ev["returns"]).all()
+  # the final policy of the extended run (evaluated above) is saved last
+  saved = sorted(int(p.name) for p in (d / "policy").iterdir())
+  assert saved[-1] == 2 * PPO_STEPS
+
+
+# Each case runs train.py's or evaluate.py's main() in one Python process and
+# records (exit code, stderr); an exception escaping main() is a failure.
+_BAD_INPUT = r"""
+import contextlib, io, json, shutil, sys, traceback
+from pathlib import Path
+import train, evaluate
+import configs
+from trainlib import rundir
+tmp = Path(sys.argv[1])
+# a run directory with a config and nothing else (killed before its first
+# checkpoint): no policy to evaluate
+norun = tmp / "no_policy"
+norun.mkdir()
+rundir.write_config(norun / "config.yaml", configs.resolve("pendulum_swingup", "shac"))
+garbled = tmp / "garbled"
+garbled.mkdir()
+(garbled / "config.yaml").write_text("env_name: [pendulum\n\x00\x01")
+cases = {
+    "unknown env": (train, ["pendulum_swingupp", "--no-video"]),
+    "unknown agent": (train, ["pendulum_swingup", "--agent", "sacc", "--no-video"]),
+    "unknown key": (train, ["pendulum_swingup", "--no-video", "--num-envz", "3"]),
+    "resume missing": (train, ["--resume", str(tmp / "missing")]),
+    "resume not a run": (train, ["--resume", str(tmp)]),
+    "resume garbled": (train, ["--resume", str(garbled)]),
+    "evaluate no policy": (evaluate, [str(norun), "--no-video"]),
+    "evaluate missing": (evaluate, [str(tmp / "missing"), "--no-video"]),
+}
+out = {}
+for name, (module, argv) in cases.items():
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    try:
+      code = module.main(argv)
+    except SystemExit as e:
+      code = e.code
+    except BaseException:
+      code = "raised"
+      traceback.print_exc()
+  out[name] = [code, err.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path):
+  proc = subprocess.run([sys.executable, "-c", _BAD_INPUT, str(tmp_path)],
+                        cwd=ROOT, env=_env(tmp_path / "cache"),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  expected = {
+      "unknown env": "Did you mean 'pendulum_swingup'",
+      "unknown agent": "Did you mean 'shac'",
+      "unknown key": "--num-envz",
+      "resume missing": "is " + str(tmp_path / "missing") + " a run directory",
+      "resume not a run": "a run directory written by train.py",
+      "resume garbled": "invalid YAML",
+      "evaluate no policy": "the run has not finished",
+      "evaluate missing": "a run directory written by train.py",
+  }
+  assert set(out) == set(expected)
+  for name, message in expected.items():
+    code, err = out[name]
+    assert code == 2, f"{name}: exit {code}\n{err[-2000:]}"
+    assert message in err, f"{name}: {err[-2000:]}"
+    assert "Traceback" not in err, f"{name}: {err[-2000:]}"
+
+
+_DAMAGED_CHECKPOINT = r"""
+import contextlib, io, json, sys, traceback
+from pathlib import Path
+import jax
+import train
+import configs
+import agents.shac as shac
+from agents import checkpoint
+from trainlib import rundir
+run_dir = Path(sys.argv[1])
+import dataclasses
+resolved = configs.resolve("pendulum_swingup", "shac")
+resolved = dataclasses.replace(resolved, run=dataclasses.replace(resolved.run, video=False))
+run_dir.mkdir()
+rundir.write_config(run_dir / "config.yaml", resolved)
+from trainlib.run import make_env
+env = make_env(resolved, differentiable=True)
+state = shac.init(env, resolved.agent_config, jax.random.PRNGKey(0))
+ckpts = checkpoint.StateCheckpoints(run_dir / "checkpoints")
+ckpts.save(state.replace(iteration=state.iteration + 2))
+ckpts.close()
+for p in (run_dir / "checkpoints").rglob("*"):  # every file cut short
+  if p.is_file():
+    p.write_bytes(p.read_bytes()[:10])
+err = io.StringIO()
+with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+  try:
+    code = train.main(["--resume", str(run_dir)])
+  except SystemExit as e:
+    code = e.code
+  except BaseException:
+    code = "raised"
+    traceback.print_exc()
+print(json.dumps([code, err.getvalue()]))
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agents.checkpoint.StateCheckpoints.restore lets orbax's error through "
+    "(JSONDecodeError traceback, exit 1); reported to the lead: a damaged "
+    "checkpoint should be a clear error (exit 2) naming the checkpoint"))
+def test_resume_of_a_damaged_checkpoint_exits_2(tmp_path):
+  proc = subprocess.run([sys.executable, "-c", _DAMAGED_CHECKPOINT, str(tmp_path / "run")],
+                        cwd=ROOT, env=_env(tmp_path / "cache"),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  code, err = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert code == 2, err[-3000:]
+  assert "checkpoint" in err and "Traceback" not in err, err[-3000:]
