@@ -1,6 +1,9 @@
 """Gradient fidelity of differentiable mode: AD against finite differences.
 
     python benchmarks/gradients.py --throughput --tasks ant --settings 3/2 6/3
+    python benchmarks/gradients.py --quality [--tasks hopper half_cheetah ant]
+        [--horizons 8 16 32 64] [--states 16] [--directions 12]
+        [--contact-distances 0 0.02] [--out table.md]
     python benchmarks/gradients.py --fidelity [--tasks half_cheetah ant]
         [--iterations 8 --ls-iterations 4 | --settings 4/2 6/3 8/4] [--horizon 32] [--directions 12]
         [--reset-seeds 2] [--ad grad|jvp] [--out table.md]
@@ -31,6 +34,22 @@ Reported per (task, state): the number of contacts at the start state (C
 MuJoCo ``ncon``), the relative error ``|d_ad - d_fd| / |d_fd|`` and the cosine
 between the two vectors of directional derivatives. The criterion of issue 10
 is cosine >= 0.999 and relative error <= 1e-3.
+
+``--quality`` measures gradient quality (issue 15), float64, with
+contacts from distance off and on (``--contact-distances``, the env's
+``diff_contact_distance``): from ``--states`` random ``env.reset`` states,
+one rollout of ``max(--horizons)`` steps of random actions (uniform in
++-0.5); for each horizon ``H`` the return ``R_H`` (sum of the first ``H``
+rewards) and its reverse-mode gradient w.r.t. the actions. Reported per
+(task, distance, horizon) over the states: the NaN rate; the median
+gradient norm and its growth relative to the shortest horizon; and the
+cosine and relative error of the AD directional derivatives along
+``--directions`` random unit directions against central differences of the
+same forward (which the option does not change), at eps 1e-6 (the local
+derivative) and at eps 1e-2. A central difference with step ``h`` is exactly
+the directional derivative of the return smoothed with a uniform kernel of
+half-width ``h`` along that direction, so eps 1e-2 compares with a smoothed
+return, not a sample estimate. No direction is left out here.
 
 ``--throughput`` times what a setting costs: float32 forward and
 ``value_and_grad`` env steps/s of a ``--steps``-step rollout of ``--batch``
@@ -360,12 +379,135 @@ def throughput_table(rows: list[dict], batch: int, steps: int) -> str:
   return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------
+# Gradient quality over horizons, contacts from distance off / on (issue 15)
+# --------------------------------------------------------------------------
+
+QUALITY_EPS = (1e-6, 1e-2)
+
+
+def quality_task(name: str, horizons: list[int], n_states: int, n_directions: int,
+                 distances: list[float], seed: int = 0) -> list[dict]:
+  """Rows (one per distance and horizon) of the ``--quality`` table for a task."""
+  horizons = sorted(horizons)
+  T = horizons[-1]
+  idx = jnp.asarray([h - 1 for h in horizons])
+  base = envs.make(name, differentiable=True)
+  nu = base.action_size
+  k_reset, k_act, k_dir = jax.random.split(jax.random.PRNGKey(seed), 3)
+  states = jax.jit(jax.vmap(base.reset))(jax.random.split(k_reset, n_states))
+  actions = jax.random.uniform(k_act, (n_states, T, nu), minval=-0.5, maxval=0.5,
+                               dtype=jnp.float64)
+  v = jax.random.normal(k_dir, (n_states, n_directions, T, nu), dtype=jnp.float64)
+  v = v / jnp.linalg.norm(v.reshape(n_states, n_directions, -1), axis=-1)[..., None, None]
+
+  def returns(env, state, a):
+    """``[R_H for H in horizons]`` of one rollout, in float64.
+
+    ``env.step`` casts its reward to float32 (training precision), too
+    coarse for finite differences, so the reward is recomputed in float64
+    from the task's own terms, as ``env.step`` computes it.
+    """
+    def body(s, u):
+      nxt = env.step(s, u)
+      terms = env._reward_terms(s.pipeline_state, nxt.pipeline_state,
+                                jnp.clip(u, -1.0, 1.0))
+      return nxt, env._combine(terms)
+    _, rewards = jax.lax.scan(body, state, a)
+    return jnp.cumsum(rewards)[idx]
+
+  # finite differences: the forward is the same for every distance
+  t = time.perf_counter()
+
+  def fd_one(state, a, dirs, eps):
+    pts = jnp.concatenate([a[None] + eps * dirs, a[None] - eps * dirs, a[None]])
+    r = jax.vmap(lambda p: returns(base, state, p))(pts)
+    k = dirs.shape[0]
+    return (r[:k] - r[k:2 * k]) / (2 * eps), r[-1]
+
+  fd_fn = jax.jit(jax.vmap(fd_one, in_axes=(0, 0, 0, None)))
+  fd = {}
+  for eps in QUALITY_EPS:
+    fd[eps], center = map(np.asarray, fd_fn(states, actions, v, eps))
+  print(f"# {name} FD: {time.perf_counter() - t:.0f} s (incl. compile)", file=sys.stderr,
+        flush=True)
+  rows = []
+  for dist in distances:
+    env = base if dist == 0 else envs.make(name, differentiable=True,
+                                           diff_contact_distance=dist)
+    t = time.perf_counter()
+
+    def grads(state, a, env=env):
+      r, vjp = jax.vjp(lambda a: returns(env, state, a), a)
+      return r, jax.vmap(vjp)(jnp.eye(len(horizons), dtype=r.dtype))[0]
+
+    r, g = map(np.asarray, jax.jit(jax.vmap(grads))(states, actions))  # g [S, nH, T, nu]
+    print(f"# {name} distance {dist:g}: {time.perf_counter() - t:.0f} s (incl. compile)",
+          file=sys.stderr, flush=True)
+    gap = float(np.max(np.abs(r - center) / np.maximum(np.abs(center), 1e-12)))
+    print(f"# {name} distance {dist:g}: returns of the AD and FD programs differ "
+          f"by {gap:.1e} (relative, max)", file=sys.stderr, flush=True)
+    d_ad = np.einsum("shtu,sktu->skh", g, np.asarray(v))  # [S, K, nH]
+    norms = np.linalg.norm(g.reshape(n_states, len(horizons), -1), axis=-1)  # [S, nH]
+    for j, h in enumerate(horizons):
+      finite = np.isfinite(g[:, j]).reshape(n_states, -1).all(axis=1)
+      row = {"task": name, "distance": dist, "horizon": h, "states": n_states,
+             "nan_rate": float(1 - finite.mean()),
+             "norm": float(np.median(norms[finite, j])) if finite.any() else float("nan"),
+             "growth": float(np.median(norms[finite, j] / norms[finite, 0]))
+                       if finite.any() else float("nan")}
+      for eps in QUALITY_EPS:
+        a_, f_ = d_ad[finite, :, j], fd[eps][finite, :, j]
+        cos = np.sum(a_ * f_, 1) / np.maximum(
+            np.linalg.norm(a_, axis=1) * np.linalg.norm(f_, axis=1), 1e-300)
+        rel = np.linalg.norm(a_ - f_, axis=1) / np.maximum(np.linalg.norm(f_, axis=1), 1e-300)
+        row[f"cos_{eps:g}"] = (float(np.median(cos)), float(np.min(cos)))
+        row[f"rel_{eps:g}"] = float(np.median(rel))
+      rows.append(row)
+      print(_quality_line(row), flush=True)
+  return rows
+
+
+def _quality_line(r: dict) -> str:
+  cells = [r["task"], f"{r['distance']:g}", str(r["horizon"]), f"{r['nan_rate']:.0%}",
+           f"{r['norm']:.3g}", f"{r['growth']:.3g}"]
+  for eps in QUALITY_EPS:
+    med, low = r[f"cos_{eps:g}"]
+    cells += [f"{med:.4f} ({low:.3f})", f"{r[f'rel_{eps:g}']:.2g}"]
+  return "| " + " | ".join(cells) + " |"
+
+
+def quality_table(rows: list[dict], n_states: int, n_directions: int) -> str:
+  e0, e1 = QUALITY_EPS
+  lines = [
+      f"Gradient quality, float64, AD (reverse mode) of the H-step return w.r.t. "
+      f"the actions, {n_states} random reset states, random actions in +-0.5, "
+      f"{n_directions} random directions; medians over the states (cosine: "
+      f"median (minimum)); norm growth = median of |g_H| / |g_{min(r['horizon'] for r in rows)}|.",
+      "",
+      f"| task | contact distance (m) | H | NaN rate | median norm | norm growth | "
+      f"cosine vs FD {e0:g} | rel. error vs FD {e0:g} | cosine vs FD {e1:g} "
+      f"(smoothed) | rel. error vs FD {e1:g} |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  lines += [_quality_line(r) for r in rows]
+  return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--fidelity", action="store_true",
                       help="run the AD-vs-FD fidelity table (float64)")
   parser.add_argument("--throughput", action="store_true",
                       help="time forward and value_and_grad per setting (float32)")
+  parser.add_argument("--quality", action="store_true",
+                      help="gradient quality over horizons, contacts from distance "
+                           "off/on (float64)")
+  parser.add_argument("--horizons", type=int, nargs="*", default=[8, 16, 32, 64],
+                      help="--quality horizons")
+  parser.add_argument("--states", type=int, default=16, help="--quality reset states")
+  parser.add_argument("--contact-distances", type=float, nargs="*", default=[0.0, 0.02],
+                      help="--quality diff_contact_distance values (0 = off)")
   parser.add_argument("--batch", type=int, default=16, help="--throughput batch")
   parser.add_argument("--steps", type=int, default=16, help="--throughput scan length")
   parser.add_argument("--repeats", type=int, default=3, help="--throughput repeats")
@@ -392,11 +534,24 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   global _VERBOSE
   _VERBOSE = args.verbose
-  if args.fidelity == args.throughput:
-    parser.error("pass one of --fidelity or --throughput")
-  names = args.tasks or envs.names()
+  if args.fidelity + args.throughput + args.quality != 1:
+    parser.error("pass one of --fidelity, --throughput or --quality")
+  names = args.tasks or (["hopper", "half_cheetah", "ant"] if args.quality
+                         else envs.names())
   for n in names:
     envs.env_class(n)  # clear error on a typo before any compile
+  if args.quality:
+    jax.config.update("jax_enable_x64", True)
+    rows = []
+    for name in names:
+      rows += quality_task(name, args.horizons, args.states, args.directions,
+                           args.contact_distances)
+      if args.out:
+        with open(args.out, "w") as fh:
+          fh.write(quality_table(rows, args.states, args.directions))
+    print()
+    print(quality_table(rows, args.states, args.directions))
+    return
   settings = [(args.iterations, args.ls_iterations)]
   if args.settings:
     settings = [tuple(int(x) for x in text.split("/")) for text in args.settings]
