@@ -180,6 +180,7 @@ def run(tmp_path_factory):
           "ppo_rows_first": ppo_rows_first, "ppo_resumed": ppo_resumed}
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_run_dir_has_every_artifact(run):
   d = run["dir"]
   for name in ("config.yaml", "metrics.csv", "learning_curve.png",
@@ -195,6 +196,7 @@ def test_run_dir_has_every_artifact(run):
   assert ev["return_mean"] == pytest.approx(np.mean(ev["returns"]), rel=1e-5)
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_resume_continues_from_the_last_complete_checkpoint(run):
   out = run["resume_out"]
   k = run["killed_at"]
@@ -216,6 +218,7 @@ def test_resume_continues_from_the_last_complete_checkpoint(run):
   assert iterations == list(range(1, run["final_updates"] + 1))
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_resumed_run_reuses_the_compiled_update(run):
   """The first process compiled the update and wrote it to the persistent
   cache; the resumed one loaded it from there."""
@@ -235,6 +238,7 @@ def test_resumed_run_reuses_the_compiled_update(run):
   assert 0 < resumed_s < 60
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_video_frames_show_a_moving_robot(run):
   import imageio.v2 as imageio
   frames = np.stack(imageio.mimread(run["dir"] / "video.mp4"))
@@ -247,6 +251,7 @@ def test_video_frames_show_a_moving_robot(run):
   assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).max() > 30
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_config_yaml_round_trips(run):
   from trainlib import rundir
   r = rundir.read_config(run["dir"] / "config.yaml")
@@ -256,6 +261,7 @@ def test_config_yaml_round_trips(run):
   assert r.agent_config.num_timesteps == run["final_updates"] * STEPS_PER_UPDATE
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_evaluate_script_on_the_saved_run(run):
   before = json.loads((run["dir"] / "eval.json").read_text())
   (run["dir"] / "eval.json").unlink()
@@ -277,6 +283,7 @@ def test_evaluate_script_on_the_saved_run(run):
   np.testing.assert_allclose(ev["returns"], before["returns"], rtol=1e-4)
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_apg_run(run):
   from agents import checkpoint
   from trainlib import rundir
@@ -292,6 +299,7 @@ def test_apg_run(run):
   assert np.isfinite(ev["returns"]).all() and not (d / "video.mp4").exists()
 
 
+@pytest.mark.slow  # the module's train.py runs: minutes cold, ~1 min warm
 def test_ppo_trains_resumes_and_evaluates(run):
   d = run["ppo_dir"]
   first = [int(r["env_steps"]) for r in run["ppo_rows_first"]]

@@ -83,6 +83,9 @@ print(json.dumps({"result": result, "ref": ref, "stride": stride}))
 """
 
 
+pytestmark = pytest.mark.slow  # a subprocess that compiles, steps and renders
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
   run_dir = tmp_path_factory.mktemp("eval") / "run"

@@ -123,6 +123,7 @@ def test_checkpoint_and_resume(tmp_path):
   assert action.shape == (1,)
 
 
+@pytest.mark.slow  # two subprocesses, each compiling SHAC/APG
 def test_two_devices_match_one_device(tmp_path):
   """The env batch sharded over 2 host devices gives the 1-device result."""
   script = os.path.join(HERE, "agents_shard_script.py")

@@ -78,7 +78,7 @@ def _hopper_pressed_state(mj):
 SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
 
 
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
+@pytest.mark.parametrize("solver", ["newton", pytest.param("cg", marks=pytest.mark.slow)])
 def test_solver_derivative_matches_finite_differences_at_contacts_and_limits(solver):
   """AD through ``physics.forward`` with ``solver`` vs central differences of
   the Newton solve. Newton converges to round-off here; CG stops about 1e-7
@@ -123,6 +123,7 @@ def test_solver_derivative_matches_finite_differences_at_contacts_and_limits(sol
                                err_msg=f"{solver}, direction {i}")
 
 
+@pytest.mark.slow
 def test_rollout_gradient_through_contact_make_and_break():
   mj = _model("ball")
   mj.geom_solref[:] = (0.02, 0.1)  # underdamped contact: the ball bounces off
