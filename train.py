@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
   if not ({"-h", "--help", "--no-video"} & set(argv)):
     headless.configure()
 
+  from agents.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
   from configs import ConfigError  # pylint: disable=import-outside-toplevel
   from trainlib import cache, cli, device, distributed, portable, rundir, run  # pylint: disable=import-outside-toplevel
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
       headless.configure().require()
     cache.enable_compilation_cache()
     run.train_run(resolved, Path(run_dir), resume=resume)
-  except (ConfigError, FileNotFoundError,
+  except (ConfigError, CheckpointError, FileNotFoundError,
           headless.RenderingUnavailableError) as e:
     if launch is not None:  # don't wait for the other processes
       distributed.fail(str(e), status=2)

@@ -84,6 +84,10 @@ def load_policy(path: str | os.PathLike) -> PolicyParams:
   return PolicyParams(network=network, normalizer=normalizer, spec=spec)
 
 
+class CheckpointError(ValueError):
+  """No saved train state in a run directory can be read."""
+
+
 class StateCheckpoints:
   """orbax ``CheckpointManager`` of an agent's ``TrainState``, keyed by its
   ``iteration``; keeps the latest ``max_to_keep``. Each save is atomic (orbax
@@ -107,11 +111,29 @@ class StateCheckpoints:
     self.mngr.save(step, args=self._ocp.args.StandardSave(train_state))
     return step
 
-  def restore(self, template: Any, step: int | None = None) -> Any:
-    """The train state saved at ``step`` (default: the latest), shaped like
-    ``template`` (e.g. ``agent.init(env, config, key)``)."""
-    step = self.mngr.latest_step() if step is None else step
-    return self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
+  def restore(self, template: Any) -> tuple[Any, int, list[str]]:
+    """The newest train state that can be read, shaped like ``template``
+    (e.g. ``agent.init(env, config, key)``).
+
+    Returns:
+      ``(train_state, step, skipped)``: ``skipped`` describes newer
+      checkpoints that could not be read (damaged files), if any.
+
+    Raises:
+      CheckpointError: no checkpoint can be read; the message names them.
+    """
+    skipped = []
+    for step in sorted(self.mngr.all_steps(), reverse=True):
+      try:
+        state = self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
+      except Exception as e:  # noqa: BLE001 - any read error means damaged
+        skipped.append(f"checkpoint {step} ({type(e).__name__}: {str(e)[:200]})")
+        continue
+      return state, step, skipped
+    raise CheckpointError(
+        f"no checkpoint in {self.mngr.directory} can be read: "
+        f"{'; '.join(skipped) or 'none saved'}. Delete the damaged step "
+        f"directories to resume from an earlier one, or start a new run.")
 
   def close(self) -> None:
     """Waits for pending writes, then closes the manager."""

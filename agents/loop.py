@@ -409,9 +409,11 @@ def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
   ckpts = checkpoint.StateCheckpoints(checkpoint_dir)
   initial_state = None
   if resume and ckpts.latest_step() is not None:
-    initial_state = ckpts.restore(agent.init(env, config, key))
-    log(f"resumed from checkpoint at update {ckpts.latest_step()} "
-        f"({ckpts.latest_step() * config.steps_per_update} env steps)")
+    initial_state, step, damaged = ckpts.restore(agent.init(env, config, key))
+    for text in damaged:
+      log(f"skipped {text}: it cannot be read")
+    log(f"resumed from checkpoint at update {step} "
+        f"({step * config.steps_per_update} env steps)")
   elif resume:
     log("no checkpoint yet: starting from scratch")
 

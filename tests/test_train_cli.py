@@ -431,10 +431,6 @@ print(json.dumps([code, err.getvalue()]))
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agents.checkpoint.StateCheckpoints.restore lets orbax's error through "
-    "(JSONDecodeError traceback, exit 1); reported to the lead: a damaged "
-    "checkpoint should be a clear error (exit 2) naming the checkpoint"))
 def test_resume_of_a_damaged_checkpoint_exits_2(tmp_path):
   proc = subprocess.run([sys.executable, "-c", _DAMAGED_CHECKPOINT, str(tmp_path / "run")],
                         cwd=ROOT, env=_env(tmp_path / "cache"),

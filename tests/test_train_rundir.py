@@ -98,7 +98,8 @@ def test_checkpoints_skip_a_half_written_step(tmp_path):
 
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   assert ckpts.latest_step() == 4
-  restored = ckpts.restore(_State(iteration=jnp.int32(0), w=jnp.zeros(3)))
+  restored, step, skipped = ckpts.restore(_State(iteration=jnp.int32(0), w=jnp.zeros(3)))
+  assert (step, skipped) == (4, [])
   assert int(restored.iteration) == 4
   np.testing.assert_array_equal(np.asarray(restored.w), 4.0)
   # and the run goes on: the next save at update 6 succeeds
@@ -107,3 +108,20 @@ def test_checkpoints_skip_a_half_written_step(tmp_path):
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   assert ckpts.latest_step() == 6
   ckpts.close()
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+  ckpt_dir = tmp_path / "checkpoints"
+  ckpts = checkpoint.StateCheckpoints(ckpt_dir)
+  for it in (2, 4):
+    ckpts.save(_State(iteration=jnp.int32(it), w=jnp.full(3, float(it))))
+  ckpts.close()
+  for p in (ckpt_dir / "4").rglob("*"):  # every file of update 4 cut short
+    if p.is_file():
+      p.write_bytes(p.read_bytes()[:10])
+  ckpts = checkpoint.StateCheckpoints(ckpt_dir)
+  restored, step, skipped = ckpts.restore(_State(iteration=jnp.int32(0), w=jnp.zeros(3)))
+  ckpts.close()
+  assert step == 2 and int(restored.iteration) == 2
+  np.testing.assert_array_equal(np.asarray(restored.w), 2.0)
+  assert len(skipped) == 1 and skipped[0].startswith("checkpoint 4 ")
