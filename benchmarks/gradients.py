@@ -12,7 +12,7 @@ For every task (default: ``envs.names()``), in float64:
 
 * start states: ``resting`` (the task's initial pose settled for
   ``--settle-steps`` steps of C MuJoCo at zero control with a converged
-  solver, so bodies rest on the floor), and ``reset+20 (seed k)`` (a random
+  solver, so bodies rest on the floor; default 300, humanoid 600), and ``reset+20 (seed k)`` (a random
   ``env.reset`` followed by 20 env steps of small random actions, simulated
   in C MuJoCo with the differentiable env's own solver settings);
 * a ``--horizon``-step rollout of the differentiable env (``env.step``, its own
@@ -139,6 +139,12 @@ def count_contacts(env: envs.MjxEnv, data) -> int:
 # --------------------------------------------------------------------------
 
 
+# Steps until the zero-control pose is at rest: the humanoid's upper body
+# lands on the floor at step 304 (its collision model since 6758fb8), so 300
+# steps would be a falling, not a resting, state.
+SETTLE_STEPS = {"humanoid": 600}
+
+
 class Checker:
   """Compiled rollout, AD and FD functions for one env (one solver setting)."""
 
@@ -199,7 +205,7 @@ class Checker:
     return {"ad": d_ad, "fd": (plus - minus) / (2 * eps),
             "fd_plus": (plus - center) / eps, "fd_minus": (center - minus) / eps}
 
-  def start_state(self, which: str, settle_steps: int, seed: int):
+  def start_state(self, which: str, settle_steps: int | None, seed: int):
     """``mjx.Data`` for ``resting`` or ``reset+20`` (seeded).
 
     ``reset+20`` steps C MuJoCo with the env's own solver settings (tolerance
@@ -210,6 +216,8 @@ class Checker:
     key = jax.random.PRNGKey(1000 + seed)
     data = jax.jit(env.reset)(key).pipeline_state
     if which == "resting":
+      if settle_steps is None:
+        settle_steps = SETTLE_STEPS.get(env.name, 300)
       qpos, qvel, _ = settled_qpos_qvel(env, settle_steps)
       data = data.replace(qpos=jnp.asarray(qpos), qvel=jnp.asarray(qvel))
       return jax.jit(physics.forward)(env.sys, data)
@@ -262,7 +270,7 @@ class Checker:
 
 
 def fidelity(names: list[str], settings: list[tuple[int | None, int | None]],
-             horizon: int, n_directions: int, reset_seeds: int, settle_steps: int,
+             horizon: int, n_directions: int, reset_seeds: int, settle_steps: int | None,
              eps: float, ad: str, out: str | None) -> list[dict]:
   rows = []
   for name in names:
@@ -523,7 +531,9 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--directions", type=int, default=12)
   parser.add_argument("--reset-seeds", type=int, default=2,
                       help="number of random reset+20 states per task")
-  parser.add_argument("--settle-steps", type=int, default=300)
+  parser.add_argument("--settle-steps", type=int, default=None,
+                      help="C MuJoCo steps to settle the resting state "
+                           "(default: 300, humanoid 600)")
   parser.add_argument("--eps", type=float, default=1e-6)
   parser.add_argument("--ad", choices=["grad", "jvp"], default="grad",
                       help="reverse mode (what training uses) or forward mode "
