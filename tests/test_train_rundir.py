@@ -86,12 +86,18 @@ def _half_written_copy(done, tmp):
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 
 
-def test_checkpoints_skip_a_half_written_step(tmp_path):
+def _checkpoints_at_2_and_4(tmp_path):
+  """A checkpoint directory holding updates 2 and 4 (``w`` = the update)."""
   ckpt_dir = tmp_path / "checkpoints"
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   for it in (2, 4):
     ckpts.save(_State(iteration=jnp.int32(it), w=jnp.full(3, float(it))))
   ckpts.close()
+  return ckpt_dir
+
+
+def test_checkpoints_skip_a_half_written_step(tmp_path):
+  ckpt_dir = _checkpoints_at_2_and_4(tmp_path)
   assert sorted(p.name for p in ckpt_dir.iterdir()) == ["2", "4"]
   # the save of update 6 was killed while orbax was writing it
   _half_written_copy(ckpt_dir / "4", ckpt_dir / "6.orbax-checkpoint-tmp-1764270000123456")
@@ -111,11 +117,7 @@ def test_checkpoints_skip_a_half_written_step(tmp_path):
 
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-  ckpt_dir = tmp_path / "checkpoints"
-  ckpts = checkpoint.StateCheckpoints(ckpt_dir)
-  for it in (2, 4):
-    ckpts.save(_State(iteration=jnp.int32(it), w=jnp.full(3, float(it))))
-  ckpts.close()
+  ckpt_dir = _checkpoints_at_2_and_4(tmp_path)
   for p in (ckpt_dir / "4").rglob("*"):  # every file of update 4 cut short
     if p.is_file():
       p.write_bytes(p.read_bytes()[:10])
