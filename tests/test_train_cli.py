@@ -71,13 +71,6 @@ def _finished_checkpoints(run_dir: Path) -> list[int]:
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
 
 
-def _cache_dir(tmp: Path) -> Path:
-  """The test session's persistent cache (see tests/conftest.py), so a warm
-  machine skips the compiles; a temporary one when that cache is off."""
-  cache = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE",
-                         str(Path("~/.cache/mjx-diffrl/jax-tests").expanduser()))
-  return Path(cache) if cache.strip() else tmp / "jax_cache"
-
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
   with (run_dir / "metrics.csv").open(newline="") as f:
@@ -124,9 +117,9 @@ def _damage(run_dir: Path, killed_at: int) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, jax_cache_dir):
   tmp = tmp_path_factory.mktemp("train_cli")
-  cache = _cache_dir(tmp)
+  cache = jax_cache_dir
   # APG and PPO beside the SHAC run
   apg_dir, ppo_dir = tmp / "apg", tmp / "ppo"
   apg = _train([*TINY, "--agent", "apg", "--num-timesteps",

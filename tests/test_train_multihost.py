@@ -74,11 +74,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _cache_dir(tmp: Path) -> Path:
-  cache = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE",
-                         str(Path("~/.cache/mjx-diffrl/jax-tests").expanduser()))
-  return Path(cache) if cache.strip() else tmp / "jax_cache"
-
 
 def _env(cache: Path, devices: int = 1) -> dict[str, str]:
   env = dict(os.environ, MJX_DIFFRL_JAX_CACHE=str(cache), PYTHONUNBUFFERED="1",
@@ -129,10 +124,10 @@ def _params(path: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, jax_cache_dir):
   """The same job as 2 processes x 1 device and as 1 process x 2 devices."""
   tmp = tmp_path_factory.mktemp("multihost")
-  cache = _cache_dir(tmp)
+  cache = jax_cache_dir
   port = _free_port()
   logs = [tmp / f"p{i}.log" for i in range(2)]
   procs = [_launch(i, 2, port, [*TINY, "--run-dir", str(tmp / "two")],

@@ -4,7 +4,9 @@ and the env config field ``diff_contact_distance`` (issue 15).
 Contract: forward values are bitwise those of the option off; gradients of
 quantities a contact would change are nonzero before touch; where no contact
 is within the distance, or every nearby contact is already active, gradients
-equal those of the option off.
+equal those of the option off. The physics is checked on a ball
+(float64); the env field only has to reach the model (its forward would be
+one more contact-model compile of ~25 s).
 """
 
 from __future__ import annotations
@@ -37,24 +39,6 @@ def test_env_config_field_applies_in_differentiable_mode_only():
   assert physics.contact_distance(envs.make("hopper", diff_contact_distance=0.02).sys) == 0.0
   with pytest.raises(ValueError, match="diff_contact_distance"):
     envs.make("hopper", differentiable=True, diff_contact_distance=-0.01)
-
-
-@pytest.mark.slow
-def test_env_forward_bitwise_unchanged():
-  """Hopper (float32, as trained) from a reset, 6 env steps of random
-  actions: final states bitwise equal with the option off and on."""
-  off = envs.make("hopper", differentiable=True)
-  on = envs.make("hopper", differentiable=True, diff_contact_distance=0.05)
-  key = jax.random.PRNGKey(0)
-  actions = 0.3 * jax.random.uniform(key, (6, off.action_size), minval=-1.0)
-
-  def final(env, a):
-    s = jax.lax.scan(lambda s, u: (env.step(s, u), None), env.reset(key), a)[0]
-    return s.pipeline_state
-
-  d_off, d_on = jax.jit(lambda a: final(off, a))(actions), jax.jit(lambda a: final(on, a))(actions)
-  for name in ("qpos", "qvel", "qacc"):
-    assert np.asarray(getattr(d_off, name)).tobytes() == np.asarray(getattr(d_on, name)).tobytes()
 
 
 # physics (float64)

@@ -279,23 +279,24 @@ def test_grad_through_vmap_over_models_with_different_masses():
   assert g[0] > g[1] > g[2] > 0
 
 
-def test_patch_mjx_on_brax_hopper():
-  """Brax's own hopper (mjx backend) differentiates inside patch_mjx only."""
-  # Brax's own class (also what brax.envs.get_environment("hopper") returns).
-  from brax.envs.hopper import Hopper
+def test_patch_mjx_on_a_brax_env():
+  """Brax's own inverted pendulum (mjx backend; its joint limits put the
+  constraint solver in the program) differentiates inside patch_mjx only."""
+  # Brax's own class (what brax.envs.get_environment("inverted_pendulum") returns).
+  from brax.envs.inverted_pendulum import InvertedPendulum
 
   def build():
-    env = Hopper(backend="mjx")
+    env = InvertedPendulum(backend="mjx")
     env.sys = env.sys.tree_replace({"opt.tolerance": 0.0})
     return env
 
   def make_loss(env):
     state0 = env.reset(jax.random.PRNGKey(0))
 
-    def ret(actions):  # [16, action_size]
+    def ret(actions):  # [16, action_size]; the sum of observations (its reward is constant)
       def body(state, a):
         state = env.step(state, a)
-        return state, state.reward
+        return state, jnp.sum(state.obs)
       return jnp.sum(jax.lax.scan(body, state0, actions)[1])
 
     return jax.jit(jax.grad(ret)), jnp.zeros((16, env.action_size)) + 0.1
