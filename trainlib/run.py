@@ -74,7 +74,8 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
   # build the envs (training; evaluation in default mode)
   with distributed.local_model_device():
     env = make_env(resolved, differentiable=algo.differentiable)
-    eval_env = make_env(resolved, differentiable=False)
+    eval_env = (make_env(resolved, differentiable=False) if algo.differentiable
+                else env)  # PPO trains in default mode already
 
   # train (process 0 writes metrics and progress)
   metrics_log = MetricsLog(paths, resume=resume) if primary else None
