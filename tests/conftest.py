@@ -27,10 +27,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-_cache = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE", "").strip()
-if _cache:
-  Path(_cache).expanduser().mkdir(parents=True, exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", str(Path(_cache).expanduser()))
+_setting = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE", "").strip()
+_cache = Path(_setting).expanduser() if _setting else None
+if _cache is not None:
+  _cache.mkdir(parents=True, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(_cache))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
@@ -39,9 +40,7 @@ def jax_cache_dir(tmp_path_factory) -> Path:
   """The compilation cache for the ``train.py`` processes a test module
   starts: the session's (``$MJX_DIFFRL_TEST_JAX_CACHE``) when set, else a
   fresh directory shared by that module's processes."""
-  if _cache:
-    return Path(_cache).expanduser()
-  return tmp_path_factory.mktemp("jax_cache")
+  return _cache if _cache is not None else tmp_path_factory.mktemp("jax_cache")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +98,16 @@ class EnvRuns:
   def __init__(self):
     self._default: dict[str, DefaultRun] = {}
     self._diff: dict[str, DiffRun] = {}
+    self._envs: dict[tuple[str, bool], Any] = {}
     self._resets: dict[str, Any] = {}
     self._programs: dict[tuple[str, bool], Any] = {}
+
+  def env(self, name: str, differentiable: bool):
+    """``envs.make(name, differentiable=...)``, built once per session."""
+    if (name, differentiable) not in self._envs:
+      import envs  # pylint: disable=import-outside-toplevel
+      self._envs[name, differentiable] = envs.make(name, differentiable=differentiable)
+    return self._envs[name, differentiable]
 
   def reset(self, name: str):
     """The jitted, vmapped default-mode reset of ``name``. Both modes start
@@ -109,17 +116,15 @@ class EnvRuns:
     compile of 2-15 s per contact task), and its step is what the
     differentiable tests are about."""
     if name not in self._resets:
-      import envs  # pylint: disable=import-outside-toplevel
-      self._resets[name] = jax.jit(jax.vmap(envs.make(name).reset))
+      self._resets[name] = jax.jit(jax.vmap(self.env(name, False).reset))
     return self._resets[name]
 
   def _step_env(self, name: str, differentiable: bool):
     """The env whose step a program of ``name`` compiles (see SAME_STEP)."""
-    import envs  # pylint: disable=import-outside-toplevel
-    env = envs.make(name, differentiable=differentiable)
+    env = self.env(name, differentiable)
     if name in self.SAME_STEP:
       other, reset_fields = self.SAME_STEP[name]
-      twin = envs.make(other, differentiable=differentiable)
+      twin = self.env(other, differentiable)
       a, b = dataclasses.asdict(env.config), dataclasses.asdict(twin.config)
       differ = {k for k in a if a[k] != b[k]}
       assert type(env).step is type(twin).step and differ <= reset_fields, (
@@ -136,8 +141,7 @@ class EnvRuns:
 
   def default(self, name: str) -> DefaultRun:
     if name not in self._default:
-      import envs  # pylint: disable=import-outside-toplevel
-      env = envs.make(name)
+      env = self.env(name, False)
       reset = self.reset(name)
       program, step_env = self._step_env(name, differentiable=False)
       if (program, False) not in self._programs:
@@ -161,8 +165,7 @@ class EnvRuns:
 
   def differentiable(self, name: str) -> DiffRun:
     if name not in self._diff:
-      import envs  # pylint: disable=import-outside-toplevel
-      env = envs.make(name, differentiable=True)
+      env = self.env(name, True)
       reset = self.reset(name)
       program, step_env = self._step_env(name, differentiable=True)
       if (program, True) not in self._programs:

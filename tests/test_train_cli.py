@@ -71,7 +71,6 @@ def _finished_checkpoints(run_dir: Path) -> list[int]:
   return sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
 
 
-
 def _rows(run_dir: Path) -> list[dict[str, str]]:
   with (run_dir / "metrics.csv").open(newline="") as f:
     return list(csv.DictReader(f))

@@ -74,7 +74,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-
 def _env(cache: Path, devices: int = 1) -> dict[str, str]:
   env = dict(os.environ, MJX_DIFFRL_JAX_CACHE=str(cache), PYTHONUNBUFFERED="1",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
