@@ -15,6 +15,10 @@ auto-reset, returns) lives here, not in wrappers:
   no gradient crosses an episode boundary.
 * ``Transition.next_obs`` is the observation *before* the reset, so a critic
   can bootstrap truncated episodes from it.
+* Optional contact truncation (``cut_at_contact=True``, SHAC's
+  ``contact_truncation``): where the set of active contacts changes in a
+  step, the carried state is ``stop_gradient``-ed, so no gradient crosses a
+  contact event, and ``Transition.cut`` marks the step for the loss.
 
 The reset batch is drawn *outside* the rollout (:func:`reset_batch`, one
 jitted ``vmap(env.reset)``), so the differentiable update does not compile a
@@ -75,6 +79,8 @@ class Transition:
     extras: ``record(state)`` of the state after each step, before any reset
       (``[T, B, ...]`` leaves), when :func:`rollout` was given ``record``;
       else None.
+    cut: ``[T, B]`` float 1.0 where the step made or broke a contact and the
+      gradient was cut there (``cut_at_contact=True``); else None.
   """
 
   obs: jax.Array
@@ -86,6 +92,7 @@ class Transition:
   episode_return: jax.Array
   metrics: dict[str, jax.Array]
   extras: Any = None
+  cut: Any = None
 
   @property
   def done(self) -> jax.Array:
@@ -152,6 +159,17 @@ def reset(env: Env, key: jax.Array, num_envs: int) -> EnvCarry:
                   reset_state=state)
 
 
+def active_contacts(pipeline_state: Any) -> jax.Array | None:
+  """``[..., ncon]`` bool, the candidate contacts the constraint solver treats
+  as active (``dist < includemargin``), or None if ``pipeline_state`` has no
+  MJX contacts (not an ``mjx.Data``, or a model with no contact pairs)."""
+  contact = getattr(pipeline_state, "contact", None)
+  dist = getattr(contact, "dist", None)
+  if dist is None or dist.shape[-1] == 0:
+    return None
+  return dist < contact.includemargin
+
+
 def _select(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
   """Per-env ``where`` over two pytrees with a leading batch axis."""
   def pick(a, b):
@@ -164,6 +182,7 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
             horizon: int, episode_length: int,
             constrain: Callable[[Any], Any] | None = None,
             record: Callable[[State], Any] | None = None,
+            cut_at_contact: bool = False,
             ) -> tuple[EnvCarry, Transition]:
   """Runs ``policy`` for ``horizon`` steps in every env of the batch.
 
@@ -181,16 +200,27 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
       its value after every step (before any reset) is returned in
       ``Transition.extras``. Evaluation records positions for videos and
       forward velocity; training passes None.
+    cut_at_contact: where a step changes the set of active contacts
+      (:func:`active_contacts`), carry the state on without gradient and mark
+      the step in ``Transition.cut``. The step's reward and ``next_obs`` keep
+      their gradient, so a loss can bootstrap a value there.
 
   Returns:
     ``(carry, transition)``: the env state after ``T`` steps and the
     time-major :class:`Transition` ``[T, B, ...]``.
 
   Raises:
-    ValueError: if the env's reset and step states have different structure.
+    ValueError: if the env's reset and step states have different structure,
+      or ``cut_at_contact`` is set for an env without MJX contacts.
   """
   constrain = constrain or (lambda x: x)
   reset_state = jax.lax.stop_gradient(carry.reset_state)
+  if cut_at_contact and active_contacts(carry.state.pipeline_state) is None:
+    raise ValueError(
+        f"cut_at_contact (SHAC's contact_truncation) needs an env whose "
+        f"pipeline_state is an mjx.Data with contact pairs; "
+        f"{type(unwrap(env)).__name__} has none. Turn it off "
+        f"(--no-contact-truncation, or contact_truncation: false in the preset).")
 
   def step(c: EnvCarry, step_key: jax.Array):
     state = c.state
@@ -210,11 +240,15 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
     truncated = jnp.maximum(env_trunc, timeout) * (1.0 - terminated)
     done = jnp.maximum(terminated, truncated)
     ep_ret = c.episode_return + jax.lax.stop_gradient(nstate.reward)
+    cut = None
+    if cut_at_contact:
+      changed = active_contacts(state.pipeline_state) != active_contacts(nstate.pipeline_state)
+      cut = jax.lax.stop_gradient(jnp.any(changed, axis=-1).astype(jnp.float32))
     trans = Transition(
         obs=state.obs, action=action, reward=nstate.reward,
         next_obs=nstate.obs, terminated=terminated, truncated=truncated,
         episode_return=ep_ret * done, metrics=dict(nstate.metrics),
-        extras=None if record is None else jax.vmap(record)(nstate))
+        extras=None if record is None else jax.vmap(record)(nstate), cut=cut)
     # auto-reset: the reset state carries no gradient
     if jax.tree.structure(reset_state) != jax.tree.structure(nstate):
       raise ValueError(
@@ -222,6 +256,8 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
           f"({jax.tree.structure(reset_state)} vs {jax.tree.structure(nstate)}); "
           "the env must set the same info/metrics keys in reset and step")
     is_done = done > 0
+    if cut is not None:  # no gradient crosses a contact event
+      nstate = _select(cut > 0, jax.lax.stop_gradient(nstate), nstate)
     new_state = _select(is_done, reset_state, nstate)
     new_state = new_state.replace(done=jnp.zeros_like(nstate.done))
     new_carry = EnvCarry(

@@ -21,6 +21,11 @@ class Config(AgentConfig):
     critic_epochs: passes over each window's data per update.
     critic_minibatches: minibatches per pass; must divide ``horizon * num_envs``.
     critic_hidden_sizes: value MLP widths (ELU + LayerNorm).
+    contact_truncation: AHAC-style truncation: cut the actor's
+      backpropagation wherever a step makes or breaks a contact, and
+      bootstrap the actor loss from the target critic there
+      (``agents.rollout.rollout(cut_at_contact=True)``). Needs an MJX env
+      with contacts. Off by default (measured on hopper: docs/benchmarks.md).
   """
 
   lam: float = 0.95
@@ -29,6 +34,7 @@ class Config(AgentConfig):
   critic_epochs: int = 16
   critic_minibatches: int = 4
   critic_hidden_sizes: tuple[int, ...] = (64, 64)
+  contact_truncation: bool = False
 
   def __post_init__(self):
     super().__post_init__()

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 
 
 def actor_loss(rewards: jax.Array, next_values: jax.Array, terminated: jax.Array,
-               truncated: jax.Array, gamma: float) -> jax.Array:
+               truncated: jax.Array, gamma: float,
+               cut: jax.Array | None = None) -> jax.Array:
   """Short-horizon actor loss ``-(sum_t gamma^t r_t + gamma^h V(s_h)) / (T*B)``.
 
   The window of each env is split into segments at episode ends. A segment
@@ -22,18 +23,27 @@ def actor_loss(rewards: jax.Array, next_values: jax.Array, terminated: jax.Array
   so time-limit truncation bootstraps from the pre-reset state. The sum of
   all contributions is divided by ``T * B``.
 
+  With ``cut`` (contact truncation), a segment also ends at a step marked in
+  ``cut`` and bootstraps from ``V_e`` there; the episode goes on, and the next
+  segment starts with discount 1, like a new short-horizon window.
+
   Args:
     rewards: ``[T, B]`` differentiable rewards.
     next_values: ``[T, B]`` ``V(s_{t+1})`` (differentiable through ``s_{t+1}``).
     terminated: ``[T, B]`` 1.0 on early termination (value replaced by 0).
     truncated: ``[T, B]`` 1.0 on time-limit truncation (value kept).
     gamma: discount.
+    cut: optional ``[T, B]`` 1.0 where the rollout cut the gradient at a
+      contact event (``Transition.cut``).
 
   Returns:
     Scalar loss.
   """
   T, B = rewards.shape
-  done = jnp.maximum(terminated, truncated) > 0
+  done = jnp.maximum(terminated, truncated)
+  if cut is not None:
+    done = jnp.maximum(done, cut)
+  done = done > 0
   values = jnp.where(terminated > 0, 0.0, next_values)
   last = jnp.arange(T) == T - 1
 

@@ -108,11 +108,12 @@ def make_update(env: Env, config: Config, episode_length: int,
     def loss_fn(policy_params):
       def policy(obs, k):
         return networks.policy_apply(spec, policy_params, ts.normalizer, obs, k, False)
-      new_carry, tr = rollout_lib.rollout(env, policy, carry, rollout_key,
-                                          config.horizon, episode_length, constrain)
+      new_carry, tr = rollout_lib.rollout(
+          env, policy, carry, rollout_key, config.horizon, episode_length,
+          constrain, cut_at_contact=config.contact_truncation)
       next_values = value_fn(ts.target_value, ts.normalizer, tr.next_obs)
       loss = losses.actor_loss(tr.reward, next_values, tr.terminated,
-                               tr.truncated, config.gamma)
+                               tr.truncated, config.gamma, tr.cut)
       return loss, (new_carry, jax.lax.stop_gradient((tr, next_values)))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -172,6 +173,8 @@ def make_update(env: Env, config: Config, episode_length: int,
         "train/value": jnp.mean(next_values),
         **loop.rollout_metrics(tr, policy, episode_length),
     }
+    if tr.cut is not None:
+      metrics["train/contact_cut_rate"] = jnp.mean(tr.cut)
     return new_ts, carry, metrics
 
   return update

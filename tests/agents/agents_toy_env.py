@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State
+from flax import struct
 
 
 class ToyPendulum(Env):
@@ -63,3 +64,56 @@ class ToyPendulum(Env):
       done = (upright < self.terminate_below).astype(jnp.float32)
     return state.replace(pipeline_state=q, obs=self._obs(q), reward=reward, done=done,
                          metrics={"reward/upright": upright})
+
+
+@struct.dataclass
+class ToyContact:
+  """The two fields of ``mjx.Contact`` that contact truncation reads."""
+  dist: jax.Array
+  includemargin: jax.Array
+
+
+@struct.dataclass
+class ToyBallState:
+  q: jax.Array  # [height, velocity]
+  contact: ToyContact
+
+
+class ToyBall(Env):
+  """A ball dropped on a stiff, damped floor (one contact: ``dist`` = height).
+
+  ``pipeline_state`` carries a ``contact`` with ``dist``/``includemargin``
+  like an ``mjx.Data``, so contact truncation can be tested without MJX.
+  """
+
+  differentiable = True
+  episode_length = 1000
+
+  @property
+  def observation_size(self) -> int:
+    return 2
+
+  @property
+  def action_size(self) -> int:
+    return 1
+
+  @property
+  def backend(self) -> str:
+    return "jax"
+
+  def _state(self, q):
+    return ToyBallState(q=q, contact=ToyContact(dist=q[:1], includemargin=jnp.zeros(1)))
+
+  def reset(self, rng: jax.Array) -> State:
+    q = jnp.stack([jax.random.uniform(rng, (), minval=0.2, maxval=0.4), 0.0])
+    zero = jnp.zeros(())
+    return State(pipeline_state=self._state(q), obs=q, reward=zero, done=zero,
+                 metrics={}, info={})
+
+  def step(self, state: State, action: jax.Array) -> State:
+    h, v = state.pipeline_state.q
+    push = jnp.maximum(-h, 0.0)
+    acc = -9.81 + 2.0 * action[0] + 4000.0 * push - 40.0 * v * (h < 0)
+    v = v + 0.02 * acc
+    q = jnp.stack([h + 0.02 * v, v])
+    return state.replace(pipeline_state=self._state(q), obs=q, reward=-jnp.square(q[0] - 0.3))

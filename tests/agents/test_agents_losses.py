@@ -78,6 +78,12 @@ def test_actor_loss_truncation_bootstraps_pre_reset_value():
   np.testing.assert_allclose(float(got), -(6.5 + 6.75) / 6, rtol=1e-6)
 
 
+def test_actor_loss_contact_cut_bootstraps_and_restarts_discount():
+  # env1 cut at t=1 (episode goes on): the same segments as a truncation there
+  got = losses.actor_loss(R, V, Z, Z, 0.5, cut=END_AT_1)
+  np.testing.assert_allclose(float(got), -(6.5 + 6.75) / 6, rtol=1e-6)
+
+
 def test_actor_loss_gradients_are_the_discounts():
   g_r, g_v = jax.grad(losses.actor_loss, argnums=(0, 1))(R, V, END_AT_1, Z, 0.5)
   np.testing.assert_allclose(np.asarray(g_r), -np.array([[1, 1], [0.5, 0.5], [0.25, 1]]) / 6,

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from agents import checkpoint, networks, normalizer, optim, rollout
-from agents_toy_env import ToyPendulum
+from agents_toy_env import ToyBall, ToyPendulum
 
 
 def test_normalizer_matches_numpy():
@@ -83,6 +83,42 @@ def test_rollout_termination_and_pre_reset_obs():
   # next_obs is the state that terminated (pre-reset): upright < 0.5 there
   cos = np.asarray(tr.next_obs)[..., 0][term]
   assert np.all(np.square(0.5 * (1 + cos)) < 0.5)
+
+
+def test_rollout_cut_at_contact_stops_gradient_at_touchdown():
+  env = ToyBall()
+  carry = rollout.reset(env, jax.random.PRNGKey(0), 3)
+  policy = lambda obs, key: jnp.zeros(obs.shape[:-1] + (1,))
+
+  def rewards(q0, cut):
+    ps = carry.state.pipeline_state.replace(q=q0)
+    c = carry.replace(state=carry.state.replace(pipeline_state=ps))
+    _, tr = rollout.rollout(env, policy, c, jax.random.PRNGKey(1), 30, 1000,
+                            cut_at_contact=cut)
+    return tr.reward, tr.cut
+
+  q0 = carry.state.pipeline_state.q
+  _, cut = rewards(q0, True)
+  cut = np.asarray(cut)                                  # [T, B]
+  assert cut.shape == (30, 3) and np.all(cut.sum(0) >= 1)  # every ball lands
+  first = cut.argmax(0)
+  jac_cut = np.asarray(jax.jacrev(lambda q: rewards(q, True)[0])(q0))   # [T, B, B, 2]
+  jac_full = np.asarray(jax.jacrev(lambda q: rewards(q, False)[0])(q0))
+  for b in range(3):
+    # up to the touchdown step the reward depends on the start, after it not
+    assert np.abs(jac_cut[: first[b] + 1, b, b]).sum() > 0
+    np.testing.assert_array_equal(jac_cut[first[b] + 1:, b], 0.0)
+    assert np.abs(jac_full[first[b] + 1:, b, b]).sum() > 0
+    np.testing.assert_array_equal(jac_cut[: first[b] + 1, b], jac_full[: first[b] + 1, b])
+  assert rewards(q0, False)[1] is None
+
+
+def test_contact_truncation_needs_contacts():
+  from agents import shac
+  config = shac.Config(num_timesteps=64, num_envs=2, horizon=4, critic_minibatches=1,
+                       contact_truncation=True)
+  with pytest.raises(ValueError, match="no-contact-truncation"):
+    shac.train(ToyPendulum(), config, jax.random.PRNGKey(0))
 
 
 def test_non_differentiable_env_is_rejected():
