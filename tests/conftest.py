@@ -193,3 +193,24 @@ class EnvRuns:
 def env_runs() -> EnvRuns:
   """The session's :class:`EnvRuns` (compiled rollouts by env and mode)."""
   return EnvRuns()
+
+
+def _xdist_group(item: pytest.Item) -> str:
+  """The ``pytest-xdist`` group of a test (``--dist loadgroup`` keeps a group
+  on one worker): tests of one task share that task's compiled programs
+  (``env_runs``), so they are grouped by task; every other test by module,
+  so module-scoped fixtures (e.g. the CLI's train.py runs) are set up once."""
+  import envs  # pylint: disable=import-outside-toplevel
+  params = getattr(getattr(item, "callspec", None), "params", {})
+  name = params.get("name")
+  if isinstance(name, str) and name in envs.names():
+    return "task-" + EnvRuns.SAME_STEP.get(name, (name,))[0]
+  return "module-" + item.nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+  """Gives every test its xdist group (see :func:`_xdist_group`); a no-op
+  without ``-n``."""
+  for item in items:
+    if not any(m.name == "xdist_group" for m in item.iter_markers()):
+      item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
