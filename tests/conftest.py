@@ -195,22 +195,54 @@ def env_runs() -> EnvRuns:
   return EnvRuns()
 
 
-def _xdist_group(item: pytest.Item) -> str:
-  """The ``pytest-xdist`` group of a test (``--dist loadgroup`` keeps a group
-  on one worker): tests of one task share that task's compiled programs
-  (``env_runs``), so they are grouped by task; every other test by module,
-  so module-scoped fixtures (e.g. the CLI's train.py runs) are set up once."""
-  import envs  # pylint: disable=import-outside-toplevel
-  params = getattr(getattr(item, "callspec", None), "params", {})
-  name = params.get("name")
-  if isinstance(name, str) and name in envs.names():
-    return "task-" + EnvRuns.SAME_STEP.get(name, (name,))[0]
-  return "module-" + item.nodeid.split("::", 1)[0]
+
+# Test modules whose tests, parametrised by task, build on ``env_runs``.
+_BY_TASK = ("tests/envs/test_envs_smoke.py", "tests/envs/test_envs_grad.py")
+
+
+def xdist_scope(nodeid: str) -> str:
+  """The ``pytest-xdist`` work unit of a test (one unit runs on one worker).
+
+  Tests of ``_BY_TASK`` are grouped by task (``[name]`` in the node id; with
+  ``EnvRuns.SAME_STEP``'s twin), so a task's compiled programs are shared
+  on one worker; every other test stays with its module, so module-scoped
+  fixtures (e.g. the CLI's train.py runs) are set up once."""
+  module = nodeid.split("::", 1)[0]
+  if module in _BY_TASK and nodeid.endswith("]"):
+    task = nodeid[nodeid.rindex("[") + 1:-1]
+    return "task-" + EnvRuns.SAME_STEP.get(task, (task,))[0]
+  return "module-" + module
+
+
+# Work units that take longest (per-test durations of the cold suite, 28 Nov
+# 2026, CONTRIBUTING.md), started first so that no long unit is left for
+# the end while the other worker idles. Only the order depends on this list.
+_LONGEST_FIRST = (
+    "module-tests/test_train_multihost.py", "module-tests/test_train_cli.py",
+    "module-tests/test_benchmarks_gpu.py", "task-humanoid",
+    "module-tests/agents/test_agents_learning.py", "task-half_cheetah",
+    "task-hopper", "task-ant")
 
 
 def pytest_collection_modifyitems(config, items):
-  """Gives every test its xdist group (see :func:`_xdist_group`); a no-op
-  without ``-n``."""
-  for item in items:
-    if not any(m.name == "xdist_group" for m in item.iter_markers()):
-      item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+  """Puts the units of ``_LONGEST_FIRST`` first (a stable sort: tests keep
+  their order within a unit, and other units their collection order)."""
+  rank = {scope: i for i, scope in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(xdist_scope(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  """Schedules whole :func:`xdist_scope` units on the ``-n`` workers.
+
+  (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but
+  with pytest 9.2 and pytest-xdist 3.8 it does not group: xdist renames the
+  items through ``item._nodeid``, which pytest 9 no longer reads.)"""
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+  class TaskScheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+      return xdist_scope(nodeid)
+
+  config.option.loadscopereorder = False  # keep the order given above
+  return TaskScheduling(config, log)
