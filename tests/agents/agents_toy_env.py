@@ -79,27 +79,17 @@ class ToyBallState:
   contact: ToyContact
 
 
-class ToyBall(Env):
+class ToyBall(ToyPendulum):
   """A ball dropped on a stiff, damped floor (one contact: ``dist`` = height).
 
   ``pipeline_state`` carries a ``contact`` with ``dist``/``includemargin``
   like an ``mjx.Data``, so contact truncation can be tested without MJX.
+  Sizes and flags come from :class:`ToyPendulum`; obs is ``[height, velocity]``.
   """
-
-  differentiable = True
-  episode_length = 1000
 
   @property
   def observation_size(self) -> int:
     return 2
-
-  @property
-  def action_size(self) -> int:
-    return 1
-
-  @property
-  def backend(self) -> str:
-    return "jax"
 
   def _state(self, q):
     return ToyBallState(q=q, contact=ToyContact(dist=q[:1], includemargin=jnp.zeros(1)))
