@@ -195,7 +195,6 @@ def env_runs() -> EnvRuns:
   return EnvRuns()
 
 
-
 # Test modules whose tests, parametrised by task, build on ``env_runs``.
 _BY_TASK = ("tests/envs/test_envs_smoke.py", "tests/envs/test_envs_grad.py")
 
