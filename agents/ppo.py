@@ -92,7 +92,7 @@ def _network_factory(config: Config):
       value_hidden_layer_sizes=tuple(config.value_hidden_sizes))
 
 
-def _brax_kwargs(config: Config, episode_length: int) -> dict[str, Any]:
+def brax_kwargs(config: Config, episode_length: int) -> dict[str, Any]:
   return dict(
       num_envs=config.num_envs, episode_length=episode_length,
       action_repeat=config.action_repeat,
@@ -157,7 +157,7 @@ def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
     else:
       log("no checkpoint yet: starting from scratch")
   from agents import loop  # pylint: disable=import-outside-toplevel
-  kwargs = _brax_kwargs(config, loop.resolve_episode_length(env, config.episode_length))
+  kwargs = brax_kwargs(config, loop.resolve_episode_length(env, config.episode_length))
   net_config = ppo_checkpoint.network_config(
       observation_size=env.observation_size, action_size=env.action_size,
       normalize_observations=config.normalize_observations,

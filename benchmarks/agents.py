@@ -1,23 +1,31 @@
-"""Benchmark: SHAC, APG and Brax PPO on cartpole_swingup and pendulum_swingup.
+"""Benchmark: SHAC, APG and Brax PPO at equal wall-clock, several seeds.
 
-One process runs every (agent, env) pair in turn and writes
+Every (env, agent, seed) trains from the env's preset (``configs/<env>.yaml``,
+the agent's section: what ``python train.py <env> --agent <agent>`` runs) for
+the same wall-clock budget, compile included, evaluation excluded. SHAC and
+APG train on ``envs.make(name, differentiable=True)``, PPO (Brax's
+``ppo.train``) on the default-mode env. A run ends at the first update (PPO:
+the first training epoch) that passes the budget, or earlier where its preset's
+``num_timesteps`` is reached (SHAC/APG: the learning rate decays over it).
+PPO gets ``num_timesteps`` far past the budget and a constant learning rate.
 
-* ``docs/agents_benchmark.csv``: agent, env, env_steps, wall_s, eval_return;
-* ``docs/agents_benchmark.png``: return vs env steps and vs wall-clock;
-* ``docs/agents_benchmark.md``: a summary table (final returns, and when SHAC
-  first reached PPO's final return).
+Every agent is evaluated the same way, in this process, at the start and about
+``--evals`` times over the budget: the deterministic policy on the default-mode
+env, ``EVAL_ENVS`` episodes of the preset's episode length from fixed initial
+states, via ``agents.rollout.evaluate`` and ``trainlib.evaluation.summarize``
+(return, forward velocity, fall rate: the numbers of train.py's eval.json).
 
-Evaluation is the same for every agent: the deterministic policy, 16 envs, one
-1000-step episode each, on the default-mode env (``envs.make(name)``), via
-``agents.rollout.evaluate`` (the evaluation of ``train.py``'s eval.json: the
-same seed gives the same initial states) for SHAC/APG and Brax's own
-evaluator for PPO.
-Wall-clock is time since the start of ``train`` (compile included) minus time
-spent in evaluation. SHAC/APG train on ``envs.make(name, differentiable=True)``,
-PPO on the default-mode env.
+Writes, merged with the rows of other envs already in ``--out``:
 
-Usage: python benchmarks/agents.py [--envs ...] [--agents ...] [--ours-steps N]
-       [--ppo-steps N] [--out docs]
+* ``agents_benchmark.csv``: env, agent, seed, budget_s, env_steps, wall_s,
+  compile_s, eval_return, forward_velocity, fall_rate;
+* ``agents_benchmark.png``: return and forward velocity against env steps and
+  against wall-clock (one row per env, one thin line per seed);
+* ``agents_benchmark.md``: final numbers (mean ± std over seeds) and, per
+  seed, when SHAC first reached PPO's final return.
+
+Usage: python benchmarks/agents.py [--envs ...] [--agents ...] [--seeds ...]
+       [--budget-s S] [--evals N] [--ppo-epoch-steps N] [--out docs]
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import functools
 import os
 import sys
 import time
@@ -35,175 +42,312 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 from trainlib import cache  # noqa: E402
 
 cache.enable_compilation_cache()  # the one cache directory of train.py
 
-import envs  # noqa: E402
-from agents import apg, loop, networks, rollout, shac  # noqa: E402
+import configs  # noqa: E402
+from agents import apg, loop, networks, ppo, rollout, shac  # noqa: E402
+from trainlib import evaluation  # noqa: E402
+from trainlib.run import make_env  # noqa: E402
 
-EVAL_ENVS = 16
-EPISODE = 1000
-
-SHAC_CONFIG = shac.Config(num_envs=64, horizon=32, learning_rate=1e-2,
-                          critic_learning_rate=1e-3, log_every=20)
-APG_CONFIG = apg.Config(num_envs=64, horizon=32, learning_rate=1e-2, log_every=20)
-PPO_KWARGS = dict(num_envs=128, batch_size=128, num_minibatches=4, unroll_length=32,
-                  num_updates_per_batch=4, learning_rate=3e-4, entropy_cost=1e-2,
-                  discounting=0.99, reward_scaling=10.0, normalize_observations=True,
-                  episode_length=EPISODE, num_eval_envs=EVAL_ENVS,
-                  deterministic_eval=True)
+EVAL_ENVS = 10
+EVAL_KEY = jax.random.PRNGKey(7)
+FIELDS = ("env", "agent", "seed", "budget_s", "env_steps", "wall_s", "compile_s",
+          "eval_return", "forward_velocity", "fall_rate")
+AGENTS = ("shac", "apg", "ppo")
 
 
-@functools.lru_cache(maxsize=None)
-def _evaluator(name: str):
-  env = envs.make(name)
-  return jax.jit(lambda p, k: rollout.evaluate(env, networks.make_policy(p), k,
-                                               EVAL_ENVS, EPISODE).returns.mean())
+class _TimeUp(Exception):
+  """Raised from a training callback to stop a run at its budget."""
 
 
-def random_return(name: str) -> float:
-  env = envs.make(name)
-  policy = lambda obs, key: jax.random.uniform(key, obs.shape[:-1] + (env.action_size,),
-                                              minval=-1.0, maxval=1.0)
-  f = jax.jit(lambda k: rollout.evaluate(env, policy, k, EVAL_ENVS, EPISODE).returns.mean())
-  return float(f(jax.random.PRNGKey(0)))
+class Evaluator:
+  """The deterministic evaluation of every agent on one env's default mode
+  (one per env: :func:`evaluator_for`)."""
+
+  def __init__(self, resolved: configs.Resolved):
+    self.env = make_env(resolved)
+    self.length = resolved.episode_length
+    self._compiled = {}
+
+  def __call__(self, policy_key, policy) -> dict[str, float]:
+    """``policy(obs, key) -> action``; ``policy_key`` names its structure so
+    the jitted evaluation is built once per agent."""
+    if policy_key not in self._compiled:
+      record = evaluation.recorder(self.env)
+      self._compiled[policy_key] = jax.jit(
+          lambda params, k: rollout.evaluate(self.env, policy(params), k, EVAL_ENVS,
+                                             self.length, record))
+    return self._compiled[policy_key]
+
+  def summary(self, policy_key, policy, params) -> dict[str, float]:
+    ev = jax.device_get(self(policy_key, policy)(params, EVAL_KEY))
+    s = evaluation.summarize(ev, self.length, float(self.env.dt))
+    return {"eval_return": s["return_mean"],
+            "forward_velocity": s.get("forward_velocity_mean", float("nan")),
+            "fall_rate": s["fall_rate"]}
 
 
-def run_ours(agent: str, name: str, steps: int, evals: int, rows: list) -> None:
-  mod = {"shac": shac, "apg": apg}[agent]
-  base = SHAC_CONFIG if agent == "shac" else APG_CONFIG
-  config = dataclasses.replace(base, num_timesteps=steps)
-  env = envs.make(name, differentiable=True)
-  evaluate = _evaluator(name)
-  every = max(config.num_updates // evals, 1)
-  clock = {"t0": time.perf_counter(), "eval_s": 0.0}
+_EVALUATORS: dict[str, Evaluator] = {}
 
-  def on_checkpoint(ts):
+
+def evaluator_for(resolved: configs.Resolved) -> Evaluator:
+  """The env's :class:`Evaluator`, built once per process (its compiled
+  evaluations are kept across seeds)."""
+  if resolved.env_name not in _EVALUATORS:
+    _EVALUATORS[resolved.env_name] = Evaluator(resolved)
+  return _EVALUATORS[resolved.env_name]
+
+
+class Clock:
+  """Training wall-clock (evaluation excluded) and the evaluation schedule."""
+
+  def __init__(self, budget_s: float, evals: int):
+    self.budget_s, self.every = budget_s, budget_s / max(evals, 1)
+    self.t0, self.eval_s, self.next_eval = time.perf_counter(), 0.0, 0.0
+
+  def wall(self) -> float:
+    return time.perf_counter() - self.t0 - self.eval_s
+
+  def due(self) -> bool:
+    return self.wall() >= self.next_eval or self.wall() >= self.budget_s
+
+  def record(self, evaluate, base: dict, steps: int, rows: list) -> None:
+    wall = self.wall()
     t = time.perf_counter()
-    wall = t - clock["t0"] - clock["eval_s"]  # training time so far, evals excluded
-    pp = loop.policy_params(env, config, ts)
-    ret = float(evaluate(pp, jax.random.PRNGKey(7)))
-    clock["eval_s"] += time.perf_counter() - t
-    rows.append((agent, name, int(ts.iteration) * config.steps_per_update, wall, ret))
-    print(f"  {agent} {name} steps={rows[-1][2]} wall={wall:.0f}s return={ret:.1f}",
-          flush=True)
-
-  compile_s = [0.0]
-
-  def progress(s, m):
-    compile_s[0] = m.get("train/compile_s", compile_s[0])
-
-  on_checkpoint(mod.init(env, config, jax.random.PRNGKey(0)))  # the initial policy
-  clock.update(t0=time.perf_counter(), eval_s=0.0)
-  mod.train(env, config, jax.random.PRNGKey(0), progress, checkpoint_fn=on_checkpoint,
-            checkpoint_every=every)
-  print(f"  {agent} {name} compile_s={compile_s[0]:.0f}", flush=True)
+    row = {**base, "env_steps": int(steps), "wall_s": round(wall, 2), **evaluate()}
+    self.eval_s += time.perf_counter() - t
+    self.next_eval = (wall // self.every + 1) * self.every
+    rows.append(row)
+    print(f"  {row['env']} {row['agent']} seed={row['seed']} steps={steps:,} "
+          f"wall={wall:.0f}s return={row['eval_return']:.1f} "
+          f"v={row['forward_velocity']:.2f} falls={row['fall_rate']:.1f}", flush=True)
 
 
-def run_ppo(name: str, steps: int, evals: int, rows: list) -> None:
-  from brax.training.agents.ppo import train as ppo
-  env = envs.make(name)
-  t0 = time.perf_counter()
+def run_ours(name: str, agent: str, seed: int, budget_s: float, evals: int,
+             rows: list) -> None:
+  mod = {"shac": shac, "apg": apg}[agent]
+  resolved = configs.resolve(name, agent)
+  config = resolved.agent_config
+  env = make_env(resolved, differentiable=True)
+  evaluator = evaluator_for(resolved)
+  policy = lambda params: networks.make_policy(params)  # noqa: E731
+  base = {"env": name, "agent": agent, "seed": seed, "budget_s": budget_s,
+          "compile_s": float("nan")}
+  state = {"ts": None, "steps": 0}
 
-  def progress(s, m):
-    wall = time.perf_counter() - t0 - float(m.get("eval/walltime", 0.0))
-    ret = float(m["eval/episode_reward"])
-    rows.append(("ppo", name, int(s), wall, ret))
-    print(f"  ppo {name} steps={s} wall={wall:.0f}s return={ret:.1f}", flush=True)
+  def evaluate(ts):
+    return lambda: evaluator.summary(agent, policy, loop.policy_params(env, config, ts))
 
-  ppo.train(env, num_timesteps=steps, num_evals=evals + 1, seed=0, progress_fn=progress,
-            **PPO_KWARGS)
+  clock = Clock(budget_s, evals)
+  clock.record(evaluate(mod.init(env, config, jax.random.PRNGKey(seed))), base, 0, rows)
+  clock = Clock(budget_s, evals)
+  clock.next_eval = clock.every
+
+  def progress_fn(steps, metrics):
+    if "train/compile_s" in metrics:
+      base["compile_s"] = round(float(metrics["train/compile_s"]), 1)
+
+  def checkpoint_fn(ts):
+    state["ts"] = ts
+    state["steps"] = int(ts.iteration) * config.steps_per_update
+    if clock.due():
+      clock.record(evaluate(ts), base, state["steps"], rows)
+    if clock.wall() >= budget_s:
+      raise _TimeUp
+
+  try:
+    mod.train(env, config, jax.random.PRNGKey(seed), progress_fn,
+              checkpoint_fn=checkpoint_fn, checkpoint_every=1)
+  except _TimeUp:
+    return
+  if rows[-1]["env_steps"] != state["steps"]:  # ended at num_timesteps
+    clock.record(evaluate(state["ts"]), base, state["steps"], rows)
 
 
-def summarize(rows: list, randoms: dict, out: str) -> str:
-  lines = ["| env | agent | env steps | wall-clock (s) | final return |",
-           "|---|---|---|---|---|"]
+def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
+            rows: list) -> None:
+  from brax.training.agents.ppo import train as brax_ppo  # pylint: disable=import-outside-toplevel
+  resolved = configs.resolve(name, "ppo")
+  config = resolved.agent_config
+  evaluator = evaluator_for(resolved)
+  apply = ppo.make_apply(evaluator.env, config)
+  policy = lambda params: (lambda obs, key: apply(params, obs, key))  # noqa: E731
+  base = {"env": name, "agent": "ppo", "seed": seed, "budget_s": budget_s,
+          "compile_s": float("nan")}
+  kwargs = ppo.brax_kwargs(config, resolved.episode_length)
+  epochs = 10_000
+  kwargs.update(num_evals=epochs + 1, run_evals=False)
+  clock = Clock(budget_s, evals)
+
+  def policy_params_fn(step, make_policy, params):
+    del make_policy
+    if step == 0:  # the initial policy (Brax's set-up time stays on the clock)
+      clock.record(lambda: evaluator.summary("ppo", policy, params), base, 0, rows)
+      clock.next_eval = clock.every
+      return
+    if clock.due():
+      clock.record(lambda: evaluator.summary("ppo", policy, params), base, step, rows)
+    if clock.wall() >= budget_s:
+      raise _TimeUp
+
+  try:
+    brax_ppo.train(environment=evaluator.env, num_timesteps=epochs * epoch_steps,
+                   seed=seed, policy_params_fn=policy_params_fn, **kwargs)
+  except _TimeUp:
+    pass
+
+
+# --------------------------------------------------------------------------
+# CSV, summary, plot
+# --------------------------------------------------------------------------
+
+
+def read_rows(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if rows and set(FIELDS) - set(rows[0]):
+    return []  # an older format: replaced
+  out = []
+  for r in rows:
+    out.append({k: (r[k] if k in ("env", "agent") else
+                    int(r[k]) if k in ("seed", "env_steps") else float(r[k]))
+                for k in FIELDS})
+  return out
+
+
+def write_rows(path: str, rows: list[dict]) -> None:
+  with open(path, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+
+
+def _runs(rows, name, agent):
+  seeds = sorted({r["seed"] for r in rows if r["env"] == name and r["agent"] == agent})
+  return {s: [r for r in rows if r["env"] == name and r["agent"] == agent
+              and r["seed"] == s] for s in seeds}
+
+
+def _pm(values, spec="{:.1f}") -> str:
+  values = np.asarray(values, float)
+  if len(values) == 1:
+    return spec.format(values[0])
+  return f"{spec.format(values.mean())} ± {spec.format(values.std())}"
+
+
+def summarize(rows: list[dict]) -> str:
+  lines = ["| env | agent | seeds | budget (s) | env steps at the end | wall-clock (s) "
+           "| compile (s) | final return | forward velocity (m/s) | fall rate |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
   notes = []
-  for name in sorted({r[1] for r in rows}):
-    lines.append(f"| {name} | random policy | - | - | {randoms.get(name, float('nan')):.1f} |")
-    final = {}
-    for agent in ("shac", "apg", "ppo"):
-      rs = [r for r in rows if r[0] == agent and r[1] == name]
-      if rs:
-        last = rs[-1]
-        final[agent] = last
-        lines.append(f"| {name} | {agent.upper()} | {last[2]:,} | {last[3]:.0f} | {last[4]:.1f} |")
-    if "ppo" in final and "shac" in final:
-      target = final["ppo"][4]
-      hit = [r for r in rows if r[0] == "shac" and r[1] == name and r[4] >= target]
-      if hit:
-        h = hit[0]
-        notes.append(
-            f"- {name}: SHAC first reached PPO's final return ({target:.1f}) at "
-            f"{h[2]:,} env steps ({final['ppo'][2] / max(h[2], 1):.1f}x fewer than PPO's "
-            f"{final['ppo'][2]:,}) and {h[3]:.0f} s ({h[3] / final['ppo'][3]:.2f}x PPO's "
-            f"{final['ppo'][3]:.0f} s).")
-      else:
-        notes.append(f"- {name}: SHAC did not reach PPO's final return ({target:.1f}); "
-                     f"its best was {max(r[4] for r in rows if r[0] == 'shac' and r[1] == name):.1f}.")
-  text = "\n".join(lines + [""] + notes) + "\n"
-  with open(os.path.join(out, "agents_benchmark.md"), "w") as f:
-    f.write(text)
-  return text
-
-
-def plot(rows: list, out: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  names = sorted({r[1] for r in rows})
-  fig, axes = plt.subplots(len(names), 2, figsize=(11, 4 * len(names)), squeeze=False)
-  for i, name in enumerate(names):
-    for agent, color in (("shac", "C0"), ("apg", "C1"), ("ppo", "C2")):
-      rs = [r for r in rows if r[0] == agent and r[1] == name]
-      if not rs:
+  for name in sorted({r["env"] for r in rows}):
+    finals = {}
+    for agent in AGENTS:
+      runs = _runs(rows, name, agent)
+      if not runs:
         continue
-      steps, wall, ret = zip(*[(r[2], r[3], r[4]) for r in rs])
-      axes[i, 0].plot(np.maximum(steps, 1), ret, "o-", color=color, label=agent.upper())
-      axes[i, 1].plot(wall, ret, "o-", color=color, label=agent.upper())
-    axes[i, 0].set_xscale("log")
-    axes[i, 0].set_xlabel("env steps")
-    axes[i, 1].set_xlabel("wall-clock s (2-core CPU, compile included)")
-    for ax in axes[i]:
-      ax.set_ylabel(f"{name} eval return")
+      last = [rs[-1] for rs in runs.values()]
+      finals[agent] = last
+      lines.append(
+          f"| {name} | {agent.upper()} | {len(last)} | {last[0]['budget_s']:.0f} "
+          f"| {_pm([r['env_steps'] for r in last], '{:,.0f}')} "
+          f"| {_pm([r['wall_s'] for r in last], '{:.0f}')} "
+          f"| {_pm([r['compile_s'] for r in last], '{:.0f}') if agent != 'ppo' else '-'} "
+          f"| {_pm([r['eval_return'] for r in last])} "
+          f"| {_pm([r['forward_velocity'] for r in last], '{:.2f}')} "
+          f"| {_pm([r['fall_rate'] for r in last], '{:.2f}')} |")
+    if "ppo" in finals and "shac" in finals:
+      target = float(np.mean([r["eval_return"] for r in finals["ppo"]]))
+      ppo_steps = float(np.mean([r["env_steps"] for r in finals["ppo"]]))
+      ppo_wall = float(np.mean([r["wall_s"] for r in finals["ppo"]]))
+      for seed, rs in _runs(rows, name, "shac").items():
+        hit = [r for r in rs if r["eval_return"] >= target]
+        if hit:
+          h = hit[0]
+          notes.append(
+              f"- {name}, SHAC seed {seed}: first reached PPO's final return "
+              f"(mean {target:.1f}) at {h['env_steps']:,} env steps "
+              f"({ppo_steps / max(h['env_steps'], 1):.1f}x fewer than PPO's "
+              f"{ppo_steps:,.0f}) and {h['wall_s']:.0f} s "
+              f"({h['wall_s'] / ppo_wall:.2f}x PPO's {ppo_wall:.0f} s).")
+        else:
+          notes.append(
+              f"- {name}, SHAC seed {seed}: did not reach PPO's final return "
+              f"(mean {target:.1f}); its best evaluation was "
+              f"{max(r['eval_return'] for r in rs):.1f}.")
+  return "\n".join(lines + [""] + notes) + "\n"
+
+
+def plot(rows: list[dict], path: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  names = sorted({r["env"] for r in rows})
+  fig, axes = plt.subplots(len(names), 4, figsize=(20, 3.6 * len(names)), squeeze=False)
+  for i, name in enumerate(names):
+    for agent, color in zip(AGENTS, ("C0", "C1", "C2")):
+      for j, (seed, rs) in enumerate(_runs(rows, name, agent).items()):
+        steps = np.maximum([r["env_steps"] for r in rs], 1)
+        wall = [r["wall_s"] for r in rs]
+        label = agent.upper() if j == 0 else None
+        for col, (x, key) in enumerate(((steps, "eval_return"), (wall, "eval_return"),
+                                        (steps, "forward_velocity"),
+                                        (wall, "forward_velocity"))):
+          axes[i, col].plot(x, [r[key] for r in rs], ".-", color=color, lw=1,
+                            alpha=0.8, label=label)
+    for col, (xlabel, ylabel) in enumerate(
+        (("env steps", "eval return"), ("wall-clock s (compile incl.)", "eval return"),
+         ("env steps", "forward velocity m/s"),
+         ("wall-clock s (compile incl.)", "forward velocity m/s"))):
+      ax = axes[i, col]
+      if col in (0, 2):
+        ax.set_xscale("log")
+      ax.set_xlabel(xlabel)
+      ax.set_ylabel(f"{name}: {ylabel}")
       ax.grid(alpha=0.3)
-      ax.legend()
+      ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "agents_benchmark.png"), dpi=90)
+  fig.savefig(path, dpi=80)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--envs", nargs="+", default=["cartpole_swingup", "pendulum_swingup"])
-  parser.add_argument("--agents", nargs="+", default=["shac", "apg", "ppo"])
-  parser.add_argument("--ours-steps", type=int, default=307_200)
-  parser.add_argument("--ppo-steps", type=int, default=1_048_576)
-  parser.add_argument("--evals", type=int, default=8)
+  parser.add_argument("--envs", nargs="+", default=["hopper", "half_cheetah"])
+  parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+  parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+  parser.add_argument("--budget-s", type=float, default=150.0,
+                      help="wall-clock per run, compile included (default 150)")
+  parser.add_argument("--evals", type=int, default=8,
+                      help="evaluations over the budget, besides the initial one")
+  parser.add_argument("--ppo-epoch-steps", type=int, default=102_400,
+                      help="PPO env steps between budget checks (Brax's epoch)")
   parser.add_argument("--out", default="docs")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
-  rows: list = []
-  randoms = {}
-  path = os.path.join(args.out, "agents_benchmark.csv")
+  csv_path = os.path.join(args.out, "agents_benchmark.csv")
+  kept = [r for r in read_rows(csv_path) if r["env"] not in args.envs]
+  rows: list[dict] = []
   for name in args.envs:
-    randoms[name] = random_return(name)
-    print(f"{name}: random policy return {randoms[name]:.1f}", flush=True)
     for agent in args.agents:
-      if agent == "ppo":
-        run_ppo(name, args.ppo_steps, args.evals, rows)
-      else:
-        run_ours(agent, name, args.ours_steps, args.evals, rows)
-      with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["agent", "env", "env_steps", "wall_s", "eval_return"])
-        w.writerows(rows)
-      plot(rows, args.out)
-      print(summarize(rows, randoms, args.out), flush=True)
+      for seed in args.seeds:
+        if agent == "ppo":
+          run_ppo(name, seed, args.budget_s, args.evals, args.ppo_epoch_steps, rows)
+        else:
+          run_ours(name, agent, seed, args.budget_s, args.evals, rows)
+        write_rows(csv_path, kept + rows)  # after every run: nothing is lost
+  everything = kept + rows
+  plot(everything, os.path.join(args.out, "agents_benchmark.png"))
+  text = summarize(everything)
+  with open(os.path.join(args.out, "agents_benchmark.md"), "w") as f:
+    f.write(text)
+  print(text, flush=True)
 
 
 if __name__ == "__main__":
