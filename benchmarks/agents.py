@@ -37,6 +37,10 @@ import os
 import sys
 import time
 
+# XLA:CPU logs spurious machine-feature errors when it loads executables
+# from the persistent cache (as train.py, set before jaxlib loads).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 # `python benchmarks/agents.py` puts benchmarks/ first on sys.path, where this
 # file and benchmarks/envs.py would shadow the `agents` and `envs` packages.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -237,6 +241,8 @@ def _runs(rows, name, agent):
 
 def _pm(values, spec="{:.1f}") -> str:
   values = np.asarray(values, float)
+  if not np.isfinite(values).any():
+    return "-"
   if len(values) == 1:
     return spec.format(values[0])
   return f"{spec.format(values.mean())} ± {spec.format(values.std())}"
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
                       help="wall-clock per run, compile included (default 150)")
   parser.add_argument("--evals", type=int, default=8,
                       help="evaluations over the budget, besides the initial one")
-  parser.add_argument("--ppo-epoch-steps", type=int, default=102_400,
+  parser.add_argument("--ppo-epoch-steps", type=int, default=51_200,
                       help="PPO env steps between budget checks (Brax's epoch)")
   parser.add_argument("--out", default="docs")
   args = parser.parse_args(argv)
