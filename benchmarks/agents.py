@@ -15,7 +15,7 @@ env, ``EVAL_ENVS`` episodes of the preset's episode length from fixed initial
 states, via ``agents.rollout.evaluate`` and ``trainlib.evaluation.summarize``
 (return, forward velocity, fall rate: the numbers of train.py's eval.json).
 
-Writes, merged with the rows of other envs already in ``--out``:
+Writes, merged with the rows of other (env, agent) pairs already in ``--out``:
 
 * ``agents_benchmark.csv``: env, agent, seed, budget_s, env_steps, wall_s,
   compile_s, eval_return, forward_velocity, fall_rate;
@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   csv_path = os.path.join(args.out, "agents_benchmark.csv")
-  kept = [r for r in read_rows(csv_path) if r["env"] not in args.envs]
+  kept = [r for r in read_rows(csv_path)
+          if not (r["env"] in args.envs and r["agent"] in args.agents)]
   rows: list[dict] = []
   for name in args.envs:
     for agent in args.agents:

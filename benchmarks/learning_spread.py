@@ -47,14 +47,15 @@ def _isa() -> str:
   return "native"
 
 
-def random_return(env, seed: int, num_envs: int = 64) -> float:
-  """Mean 1000-step return of a uniformly random policy (one episode per env)."""
+def random_return(env, seed: int, num_envs: int = 64, length: int = 1000) -> float:
+  """Mean return of a uniformly random policy (one episode of at most
+  ``length`` steps per env)."""
   from agents import rollout  # pylint: disable=import-outside-toplevel
 
   def policy(obs, key):
     return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
 
-  fn = jax.jit(lambda k: rollout.evaluate(env, policy, k, num_envs, 1000).returns.mean())
+  fn = jax.jit(lambda k: rollout.evaluate(env, policy, k, num_envs, length).returns.mean())
   return float(fn(jax.random.PRNGKey(seed)))
 
 
@@ -67,7 +68,14 @@ def main() -> None:
   p.add_argument("--no-random", action="store_true",
                  help="skip the random-policy baseline")
   p.add_argument("--csv", default=None, help="also append the rows to this file")
+  p.add_argument("--locomotion", action="store_true",
+                 help="the locomotion test's run instead (SHAC on the hopper, "
+                      "learning_configs.run_locomotion; --agents and --episodes "
+                      "do not apply): first and last logging window's return")
   args = p.parse_args()
+  if args.locomotion:
+    locomotion(args)
+    return
 
   import envs  # pylint: disable=import-outside-toplevel
   env = envs.make(lc.ENV, differentiable=True)
@@ -92,6 +100,21 @@ def main() -> None:
     with open(args.csv, "a", encoding="utf-8") as f:
       for r in rows:
         f.write(",".join(str(x) for x in r) + "\n")
+
+
+def locomotion(args) -> None:
+  env = lc.make_locomotion_env()
+  isa = _isa()
+  print("isa,agent,seed,first,last,skipped,wall_s", flush=True)
+  for seed in [] if args.no_random else args.seeds:
+    ret = random_return(env, seed, lc.LOCOMOTION_ENVS, lc.LOCOMOTION_EPISODE)
+    print(f"{isa},random,{seed},nan,{ret:.2f},0,0", flush=True)
+  for seed in args.seeds:
+    t0 = time.perf_counter()
+    first, last, metrics = lc.run_locomotion(env, seed)
+    print(f"{isa},shac,{seed},{first:.2f},{last:.2f},"
+          f"{int(metrics['train/skipped_updates'])},{time.perf_counter() - t0:.1f}",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,41 @@ def run(agent: str, env, episodes: int, seed: int = 0) -> tuple[float, float, di
                          progress_fn=lambda s, m: logs.append(m))
   first = logs[0]["train/episode_return_estimate"]
   return first, metrics["train/episode_return"], metrics
+
+
+# A locomotion task: SHAC's first updates on the hopper (a few seconds of
+# training after the compile). Episodes are cut at 100 steps so that every
+# env ends at least one episode in each logging window of 4 updates x 32
+# steps; the score is the last window's mean training return (stochastic
+# policy), compared with the first window's and a random policy's.
+LOCOMOTION_ENV = "hopper"
+LOCOMOTION_EPISODE = 100
+LOCOMOTION_ENVS, LOCOMOTION_HORIZON = 32, 32
+LOCOMOTION_UPDATES, LOCOMOTION_WINDOW = 40, 4
+
+
+def make_locomotion_env():
+  import envs  # pylint: disable=import-outside-toplevel
+  return envs.make(LOCOMOTION_ENV, differentiable=True,
+                   episode_length=LOCOMOTION_EPISODE)
+
+
+def locomotion_config():
+  """SHAC on the hopper at its preset's learning rates, tiny budget."""
+  from agents import shac  # pylint: disable=import-outside-toplevel
+  return shac.Config(
+      num_timesteps=LOCOMOTION_UPDATES * LOCOMOTION_ENVS * LOCOMOTION_HORIZON,
+      num_envs=LOCOMOTION_ENVS, horizon=LOCOMOTION_HORIZON,
+      log_every=LOCOMOTION_WINDOW)
+
+
+def run_locomotion(env, seed: int = 0) -> tuple[float, float, dict]:
+  """Returns ``(first, last, metrics)``: the mean training return of the
+  first logging window after the compiling update (updates 2-4; the first
+  update alone ends only the envs that fell within 32 steps) and of the last
+  window, and the last logged metrics."""
+  from agents import shac  # pylint: disable=import-outside-toplevel
+  logs = []
+  _, metrics = shac.train(env, locomotion_config(), jax.random.PRNGKey(seed),
+                          progress_fn=lambda s, m: logs.append(m))
+  return logs[1]["train/episode_return"], logs[-1]["train/episode_return"], metrics

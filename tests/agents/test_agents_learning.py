@@ -1,5 +1,6 @@
-"""Short learning runs on cartpole_swingup (differentiable mode) that must clear
-a return threshold on any CPU.
+"""Short learning runs (differentiable mode) that must clear a return
+threshold on any CPU: SHAC and APG on cartpole_swingup, and SHAC's first
+updates on a locomotion task (the hopper; see the end of this file).
 
 Each run trains for 10 episodes of 1000 steps per env (313 updates of 64 envs
 x 32 steps, 641k env steps; see learning_configs.py) and is scored by the mean
@@ -61,3 +62,20 @@ def test_shac_learns_cartpole_swingup(env):
 @pytest.mark.slow
 def test_apg_learns_cartpole_swingup(env):
   _check("apg", env, APG_THRESHOLD)
+
+
+# SHAC on the hopper, 40 updates of 32 envs x 32 steps, 100-step episodes
+# (learning_configs.run_locomotion), seeds 0-4:
+#   MEASURED_SPREAD
+LOCOMOTION_THRESHOLD = float("nan")
+
+
+@pytest.mark.slow
+def test_shac_improves_a_locomotion_task_over_its_first_updates():
+  """A few SHAC updates make the hopper's training return clearly better
+  than its first logging window's and than a random policy's."""
+  env = lc.make_locomotion_env()
+  first, last, metrics = lc.run_locomotion(env, seed=0)
+  assert metrics["train/skipped_updates"] == 0
+  assert last > LOCOMOTION_THRESHOLD, (first, last)
+  assert last > first, (first, last)
