@@ -26,6 +26,7 @@ Writes, merged with the rows of other (env, agent) pairs already in ``--out``:
 
 Usage: python benchmarks/agents.py [--envs ...] [--agents ...] [--seeds ...]
        [--budget-s S] [--evals N] [--ppo-epoch-steps N] [--out docs]
+       [--plot-only]
 """
 
 from __future__ import annotations
@@ -308,11 +309,18 @@ def plot(rows: list[dict], path: str) -> None:
                                         (wall, "forward_velocity"))):
           axes[i, col].plot(x, [r[key] for r in rs], ".-", color=color, lw=1,
                             alpha=0.8, label=label)
+    has_velocity = any(np.isfinite(r["forward_velocity"]) for r in rows
+                       if r["env"] == name)
     for col, (xlabel, ylabel) in enumerate(
         (("env steps", "eval return"), ("wall-clock s (compile incl.)", "eval return"),
          ("env steps", "forward velocity m/s"),
          ("wall-clock s (compile incl.)", "forward velocity m/s"))):
       ax = axes[i, col]
+      if col >= 2 and not has_velocity:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{name}: no forward direction", ha="center",
+                va="center", transform=ax.transAxes)
+        continue
       if col in (0, 2):
         ax.set_xscale("log")
       ax.set_xlabel(xlabel)
@@ -335,9 +343,13 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--ppo-epoch-steps", type=int, default=51_200,
                       help="PPO env steps between budget checks (Brax's epoch)")
   parser.add_argument("--out", default="docs")
+  parser.add_argument("--plot-only", action="store_true",
+                      help="train nothing: redraw the PNG and the summary from the CSV")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   csv_path = os.path.join(args.out, "agents_benchmark.csv")
+  if args.plot_only:
+    args.envs = []
   kept = [r for r in read_rows(csv_path)
           if not (r["env"] in args.envs and r["agent"] in args.agents)]
   rows: list[dict] = []
