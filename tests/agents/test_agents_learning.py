@@ -66,8 +66,14 @@ def test_apg_learns_cartpole_swingup(env):
 
 # SHAC on the hopper, 40 updates of 32 envs x 32 steps, 100-step episodes
 # (learning_configs.run_locomotion), seeds 0-4:
-#   MEASURED_SPREAD
-LOCOMOTION_THRESHOLD = float("nan")
+# first window (updates 2-4) -> last window (updates 37-40), training return:
+#   native (AVX-512)  64.3->255.1  84.9->207.8  65.4->247.2  66.2->251.0  102.9->252.2
+#   AVX2              64.3->254.4  84.9->172.7  65.4->247.1  66.2->247.6  102.9->251.7
+# A uniformly random policy scores 70.3-75.2 (32 episodes of up to 100 steps,
+# seeds 0-4). `python benchmarks/learning_spread.py --locomotion` (and with
+# XLA_FLAGS=--xla_cpu_max_isa=AVX2), 28 Nov 2026. Worst 172.7; the threshold
+# is 0.7x of it and 1.6x the random policy's best.
+LOCOMOTION_THRESHOLD = 120.0
 
 
 @pytest.mark.slow
