@@ -55,7 +55,8 @@ from trainlib import cache  # noqa: E402
 cache.enable_compilation_cache()  # the one cache directory of train.py
 
 import configs  # noqa: E402
-from agents import apg, loop, networks, ppo, rollout, shac  # noqa: E402
+import agents  # noqa: E402
+from agents import apg, loop, ppo, rollout, shac  # noqa: E402
 from trainlib import evaluation  # noqa: E402
 from trainlib.run import make_env  # noqa: E402
 
@@ -72,25 +73,24 @@ class _TimeUp(Exception):
 
 class Evaluator:
   """The deterministic evaluation of every agent on one env's default mode
-  (one per env: :func:`evaluator_for`)."""
+  (one per env: :func:`evaluator_for`), through the agent table's
+  ``make_apply`` as evaluate.py does."""
 
   def __init__(self, resolved: configs.Resolved):
     self.env = make_env(resolved)
     self.length = resolved.episode_length
     self._compiled = {}
 
-  def __call__(self, policy_key, policy) -> dict[str, float]:
-    """``policy(obs, key) -> action``; ``policy_key`` names its structure so
-    the jitted evaluation is built once per agent."""
-    if policy_key not in self._compiled:
+  def summary(self, agent: str, config, params) -> dict[str, float]:
+    """``params`` of ``agent`` (its ``load_params`` form); the jitted
+    evaluation is built once per agent."""
+    if agent not in self._compiled:
+      apply = agents.algorithm(agent).make_apply(self.env, config)
       record = evaluation.recorder(self.env)
-      self._compiled[policy_key] = jax.jit(
-          lambda params, k: rollout.evaluate(self.env, policy(params), k, EVAL_ENVS,
-                                             self.length, record))
-    return self._compiled[policy_key]
-
-  def summary(self, policy_key, policy, params) -> dict[str, float]:
-    ev = jax.device_get(self(policy_key, policy)(params, EVAL_KEY))
+      self._compiled[agent] = jax.jit(lambda p, k: rollout.evaluate(
+          self.env, lambda obs, key: apply(p, obs, key), k, EVAL_ENVS,
+          self.length, record))
+    ev = jax.device_get(self._compiled[agent](params, EVAL_KEY))
     s = evaluation.summarize(ev, self.length, float(self.env.dt))
     return {"eval_return": s["return_mean"],
             "forward_velocity": s.get("forward_velocity_mean", float("nan")),
@@ -140,13 +140,12 @@ def run_ours(name: str, agent: str, seed: int, budget_s: float, evals: int,
   config = resolved.agent_config
   env = make_env(resolved, differentiable=True)
   evaluator = evaluator_for(resolved)
-  policy = lambda params: networks.make_policy(params)  # noqa: E731
   base = {"env": name, "agent": agent, "seed": seed, "budget_s": budget_s,
           "compile_s": float("nan")}
   state = {"ts": None, "steps": 0}
 
   def evaluate(ts):
-    return lambda: evaluator.summary(agent, policy, loop.policy_params(env, config, ts))
+    return lambda: evaluator.summary(agent, config, loop.policy_params(env, config, ts))
 
   clock = Clock(budget_s, evals)
   clock.record(evaluate(mod.init(env, config, jax.random.PRNGKey(seed))), base, 0, rows)
@@ -180,8 +179,6 @@ def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
   resolved = configs.resolve(name, "ppo")
   config = resolved.agent_config
   evaluator = evaluator_for(resolved)
-  apply = ppo.make_apply(evaluator.env, config)
-  policy = lambda params: (lambda obs, key: apply(params, obs, key))  # noqa: E731
   base = {"env": name, "agent": "ppo", "seed": seed, "budget_s": budget_s,
           "compile_s": float("nan")}
   kwargs = ppo.brax_kwargs(config, resolved.episode_length)
@@ -192,11 +189,11 @@ def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
   def policy_params_fn(step, make_policy, params):
     del make_policy
     if step == 0:  # the initial policy (Brax's set-up time stays on the clock)
-      clock.record(lambda: evaluator.summary("ppo", policy, params), base, 0, rows)
+      clock.record(lambda: evaluator.summary("ppo", config, params), base, 0, rows)
       clock.next_eval = clock.every
       return
     if clock.due():
-      clock.record(lambda: evaluator.summary("ppo", policy, params), base, step, rows)
+      clock.record(lambda: evaluator.summary("ppo", config, params), base, step, rows)
     if clock.wall() >= budget_s:
       raise _TimeUp
 

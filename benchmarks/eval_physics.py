@@ -1,6 +1,6 @@
 """Does a trained policy's evaluation depend on the solver's budget?
 
-Evaluates a run's final policy (``RUN_DIR/policy.msgpack``, SHAC/APG)
+Evaluates a run's final policy (any agent, loaded as evaluate.py does)
 deterministically under several physics settings, from the same initial
 states: ``m/I/L`` is the default-mode env with ``iterations=I``,
 ``ls_iterations=L`` (MJX's early-exit solver), ``d/I/L`` the differentiable
@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from pathlib import Path
 
 # `python benchmarks/eval_physics.py` puts benchmarks/ first on sys.path,
 # where benchmarks/envs.py would shadow the `envs` package.
@@ -30,7 +31,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
-from agents import checkpoint, networks, rollout  # noqa: E402
+import agents  # noqa: E402
+from agents import rollout  # noqa: E402
 from trainlib import evaluation, rundir  # noqa: E402
 
 
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
                       help="PRNG key of the initial states (default 1)")
   args = parser.parse_args(argv)
   resolved = rundir.read_config(os.path.join(args.run_dir, "config.yaml"))
-  params = checkpoint.load_policy(os.path.join(args.run_dir, "policy.msgpack"))
+  algo = agents.algorithm(resolved.agent)
+  params = algo.load_params(rundir.RunPaths(Path(args.run_dir)).policy(resolved.agent))
   length = resolved.episode_length
   print(f"{resolved.env_name}: {args.run_dir}, {args.episodes} episodes of "
         f"{length} steps, key {args.seed}")
@@ -67,9 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     config = dataclasses.replace(resolved.env_config, **fields)
     env = envs.env_class(resolved.env_name)(config, differentiable=differentiable)
     record = evaluation.recorder(env)
-    result = jax.device_get(jax.jit(lambda k, env=env, record=record: rollout.evaluate(
-        env, networks.make_policy(params), k, args.episodes, length, record))(
-            jax.random.PRNGKey(args.seed)))
+    apply = algo.make_apply(env, resolved.agent_config)
+    result = jax.device_get(jax.jit(
+        lambda k, env=env, record=record, apply=apply: rollout.evaluate(
+            env, lambda obs, key: apply(params, obs, key), k, args.episodes,
+            length, record))(jax.random.PRNGKey(args.seed)))
     s = evaluation.summarize(result, length, float(env.dt))
     velocity = s.get("forward_velocity_mean")
     mode = "differentiable" if differentiable else "default"

@@ -25,8 +25,9 @@ class Config(AgentConfig):
       backpropagation wherever a step makes or breaks a contact, and
       bootstrap the actor loss from the target critic there
       (``agents.rollout.rollout(cut_at_contact=True)``). Needs an MJX env
-      with contacts. Off by default; the half_cheetah preset turns it on
-      (measured per task: docs/benchmarks.md, docs/training.md).
+      with contacts. Off by default; the half_cheetah, ant and humanoid
+      presets turn it on (measured per task: docs/benchmarks.md,
+      docs/training.md).
   """
 
   lam: float = 0.95
