@@ -41,10 +41,16 @@ import learning_configs as lc  # pylint: disable=wrong-import-position
 
 
 def _isa() -> str:
+  """The instruction-set setting, plus any other XLA:CPU code-generation
+  flag that changes numerics (the test session's
+  ``--xla_cpu_use_fusion_emitters=false``, tests/conftest.py)."""
+  isa, extra = "native", []
   for flag in os.environ.get("XLA_FLAGS", "").split():
     if flag.startswith("--xla_cpu_max_isa="):
-      return flag.split("=", 1)[1]
-  return "native"
+      isa = flag.split("=", 1)[1]
+    elif flag == "--xla_cpu_use_fusion_emitters=false":
+      extra.append("no-fusion-emitters")
+  return "+".join([isa, *extra])
 
 
 def random_return(env, seed: int, num_envs: int = 64, length: int = 1000) -> float:

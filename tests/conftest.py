@@ -10,6 +10,9 @@ time, reproducibly; with the cache off the same sequence passes
 (CONTRIBUTING.md). The ``train.py`` processes that tests start get the
 session's cache directory, or a temporary one (fixture ``jax_cache_dir``).
 
+The session compiles with ``XLA_FLAGS=--xla_cpu_use_fusion_emitters=false``
+(``TEST_XLA_FLAG`` below; about a sixth less compile time).
+
 Compiled env rollouts are shared by every test file through the
 session-scoped ``env_runs`` fixture (one compiled program per env and mode;
 see :class:`EnvRuns`). Build new env tests on it rather than compiling
@@ -26,6 +29,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import pytest
+
+# XLA:CPU's older (non-MLIR) fusion emitters compile the suite's MJX programs
+# with about a sixth less CPU time (docs/benchmarks.md, "XLA:CPU flags and
+# compile time"); values move in the last bits, as on another CPU, so the
+# learning tests' thresholds are measured with this flag (with and without
+# AVX-512; tests/agents/test_agents_learning.py). Set here, before JAX starts
+# its backend, so the worker processes and every ``train.py`` process a test
+# starts (they inherit ``XLA_FLAGS``) compile the same way. A flag you set
+# yourself in ``XLA_FLAGS`` wins.
+TEST_XLA_FLAG = "--xla_cpu_use_fusion_emitters=false"
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+  from jax._src import xla_bridge as _xla_bridge  # pylint: disable=ungrouped-imports
+  assert not _xla_bridge.backends_are_initialized(), (
+      "JAX started before tests/conftest.py could set XLA_FLAGS")
+  os.environ["XLA_FLAGS"] = " ".join(
+      f for f in (os.environ.get("XLA_FLAGS", ""), TEST_XLA_FLAG) if f)
 
 _setting = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE", "").strip()
 _cache = Path(_setting).expanduser() if _setting else None

@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NUM_UPDATES = 60  # long enough to kill the run after its second checkpoint
+NUM_UPDATES = 20  # the killed run blocks in its next collective after checkpoint 2
 STEPS_PER_UPDATE = 2 * 4  # global num_envs * horizon
 TINY = [
     "pendulum_swingup", "--agent", "shac", "--num-envs", "2", "--horizon", "4",
@@ -75,8 +75,11 @@ def _free_port() -> int:
 
 
 def _env(cache: Path, devices: int = 1) -> dict[str, str]:
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  flags.append(f"--xla_force_host_platform_device_count={devices}")
   env = dict(os.environ, MJX_DIFFRL_JAX_CACHE=str(cache), PYTHONUNBUFFERED="1",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+             XLA_FLAGS=" ".join(flags))
   for var in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
     env.pop(var, None)
   return env

@@ -129,8 +129,9 @@ def test_two_devices_match_one_device(tmp_path):
   script = os.path.join(HERE, "agents_shard_script.py")
   procs = {}
   for n in (1, 2):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-               JAX_PLATFORMS="cpu")
+    flags = os.environ.get("XLA_FLAGS", "")  # the session's (tests/conftest.py)
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={n}")
     procs[n] = subprocess.Popen([sys.executable, script, str(tmp_path / f"{n}.npz")],
                                 env=env, stderr=subprocess.PIPE, text=True)
   for n, p in procs.items():

@@ -144,10 +144,11 @@ def test_iterations_one_at_tolerance_zero():
     d = d0.replace(qvel=d0.qvel.at[2].set(v))
     return rollout(step_fn, m, d, jnp.zeros((30, 0)))[0].qpos[2]
 
-  ours = jax.jit(lambda v: drop(physics.step, v))
-  np.testing.assert_allclose(ours(-1.0), jax.jit(lambda v: drop(mjx.step, v))(-1.0),
+  # one program for our value and gradient (a plain forward would be a third
+  # compile of ~15 CPU-s)
+  ours, g = jax.jit(jax.value_and_grad(lambda v: drop(physics.step, v)))(-1.0)
+  np.testing.assert_allclose(ours, jax.jit(lambda v: drop(mjx.step, v))(-1.0),
                              rtol=1e-6, atol=1e-6)
-  g = jax.jit(jax.grad(lambda v: drop(physics.step, v)))(-1.0)
   assert np.isfinite(g) and g != 0
 
 
@@ -213,6 +214,14 @@ def _fd_setup(name, steps):
   return mj, m, d0
 
 
+def _value_and_grad(loss):
+  """``(f, grad)`` from one compiled ``value_and_grad``: the finite
+  differences are of the very forward whose gradient is checked, and the
+  test compiles one program instead of two."""
+  vg = jax.jit(jax.value_and_grad(loss))
+  return (lambda x: vg(x)[0]), (lambda x: vg(x)[1])
+
+
 def _central_fd(f, x, eps):
   x = np.asarray(x, dtype=np.float64)
   g = np.zeros_like(x)
@@ -234,8 +243,8 @@ def test_grad_matches_finite_differences_contact_free(x64):
     return jnp.sum(qpos[-1] ** 2) + jnp.mean(qpos[:, 1])
 
   u0 = jnp.array([0.3, -0.2], dtype=jnp.float64)
-  f = jax.jit(loss)
-  g = jax.jit(jax.grad(loss))(u0)
+  f, grad = _value_and_grad(loss)
+  g = grad(u0)
   assert g.dtype == jnp.float64
   fd = _central_fd(f, u0, 1e-6)
   np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
@@ -251,8 +260,9 @@ def test_grad_matches_finite_differences_ball_on_plane(x64):
     return final.qpos[0] + 2.0 * final.qpos[1] + final.qvel[0]
 
   v0 = jnp.array([1.0, 0.5], dtype=jnp.float64)
-  g = jax.jit(jax.grad(loss))(v0)
-  fd = _central_fd(jax.jit(loss), v0, 1e-5)
+  f, grad = _value_and_grad(loss)
+  g = grad(v0)
+  fd = _central_fd(f, v0, 1e-5)
   assert np.all(np.isfinite(g))
   assert np.abs(g).max() > 1e-3
   np.testing.assert_allclose(g, fd, rtol=2e-2, atol=2e-3)
