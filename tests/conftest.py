@@ -11,7 +11,9 @@ time, reproducibly; with the cache off the same sequence passes
 session's cache directory, or a temporary one (fixture ``jax_cache_dir``).
 
 The session compiles with ``XLA_FLAGS=--xla_cpu_use_fusion_emitters=false``
-(``TEST_XLA_FLAG`` below; about a sixth less compile time).
+(``TEST_XLA_FLAG`` below) and without Python tracebacks in the programs'
+locations (``JAX_TRACEBACK_IN_LOCATIONS_LIMIT=0``), to compile faster
+(measured in CONTRIBUTING.md, "Suite time").
 
 Compiled env rollouts are shared by every test file through the
 session-scoped ``env_runs`` fixture (one compiled program per env and mode;
@@ -31,8 +33,9 @@ import jax.numpy as jnp
 import pytest
 
 # XLA:CPU's older (non-MLIR) fusion emitters compile the suite's MJX programs
-# with about a sixth less CPU time (docs/benchmarks.md, "XLA:CPU flags and
-# compile time"); values move in the last bits, as on another CPU, so the
+# with less CPU time (about a fifth less for the hopper's gradient program,
+# docs/benchmarks.md, "XLA:CPU flags and compile time"); values move in the
+# last bits, as on another CPU, so the
 # learning tests' thresholds are measured with this flag (with and without
 # AVX-512; tests/agents/test_agents_learning.py). Set here, before JAX starts
 # its backend, so the worker processes and every ``train.py`` process a test
@@ -45,6 +48,14 @@ if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
       "JAX started before tests/conftest.py could set XLA_FLAGS")
   os.environ["XLA_FLAGS"] = " ".join(
       f for f in (os.environ.get("XLA_FLAGS", ""), TEST_XLA_FLAG) if f)
+
+# No Python traceback frames in the MLIR locations of the programs JAX emits:
+# metadata only (the same values bit for bit), about a sixth less CPU time to
+# lower and compile an MJX program (docs/benchmarks.md). Through the
+# environment too, so that the ``train.py`` processes tests start inherit it.
+os.environ.setdefault("JAX_TRACEBACK_IN_LOCATIONS_LIMIT", "0")
+jax.config.update("jax_traceback_in_locations_limit",
+                  int(os.environ["JAX_TRACEBACK_IN_LOCATIONS_LIMIT"]))
 
 _setting = os.environ.get("MJX_DIFFRL_TEST_JAX_CACHE", "").strip()
 _cache = Path(_setting).expanduser() if _setting else None
