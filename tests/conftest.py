@@ -247,10 +247,10 @@ def xdist_scope(nodeid: str) -> str:
 # 2026, CONTRIBUTING.md), started first so that no long unit is left for
 # the end while the other worker idles. Only the order depends on this list.
 _LONGEST_FIRST = (
-    "module-tests/test_train_multihost.py", "module-tests/test_train_cli.py",
-    "module-tests/test_benchmarks_gpu.py", "task-humanoid",
-    "module-tests/agents/test_agents_learning.py", "task-half_cheetah",
-    "task-hopper", "task-ant")
+    "module-tests/test_train_multihost.py",
+    "module-tests/agents/test_agents_learning.py",
+    "module-tests/test_train_cli.py", "task-humanoid", "task-ant",
+    "task-half_cheetah", "module-tests/test_benchmarks_gpu.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,6 +17,7 @@ docs/agents.md. Shorter runs (3 episodes) were too noisy to test: SHAC scored
 15.3 (seed 3, native, below the random policy) to 343.1.
 """
 
+import numpy as np
 import pytest
 
 import envs
@@ -92,6 +93,9 @@ def test_shac_improves_a_locomotion_task_over_its_first_updates():
   than its first logging window's and than a random policy's."""
   env = lc.make_locomotion_env()
   first, last, metrics = lc.run_locomotion(env, seed=0)
+  # the suite's only compile of the hopper's gradient (see
+  # tests/envs/test_envs_smoke.py): finite in every update, nonzero
   assert metrics["train/skipped_updates"] == 0
+  assert np.isfinite(metrics["train/grad_norm"]) and metrics["train/grad_norm"] > 0
   assert last > LOCOMOTION_THRESHOLD, (first, last)
   assert last > first, (first, last)
