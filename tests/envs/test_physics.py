@@ -289,6 +289,7 @@ def test_grad_through_vmap_over_models_with_different_masses():
   assert g[0] > g[1] > g[2] > 0
 
 
+@pytest.mark.slow  # 34 s warm (tracing Brax's env twice): over the fast tier's 10 s rule
 def test_patch_mjx_on_a_brax_env():
   """Brax's own inverted pendulum (mjx backend; its joint limits put the
   constraint solver in the program) differentiates inside patch_mjx only."""
