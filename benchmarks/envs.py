@@ -38,6 +38,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
+from envs import physics  # noqa: E402
 
 LOCOMOTION = ["hopper", "half_cheetah", "ant", "humanoid"]
 
@@ -200,11 +201,9 @@ def diff_settings_report() -> str:
 
 
 def constraint_free(name: str) -> bool:
-  """True if the task's model can never create a constraint (no contacts,
-  joint limits or equalities): then both modes compile the same program."""
-  m = envs.make(name).mj_model
-  return bool(m.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT
-              and not m.jnt_limited.any() and m.neq == 0)
+  """True if the task's model can never create a constraint row: then both
+  modes compile the same program (``envs.physics.has_constraint_rows``)."""
+  return not physics.has_constraint_rows(envs.make(name).sys)
 
 
 def _fmt(x, spec="{:,.0f}"):

@@ -183,6 +183,14 @@ def is_differentiable(model: mjx.Model | mujoco.MjModel) -> bool:
   return _tolerance(model) == 0.0
 
 
+def has_constraint_rows(model: mjx.Model) -> bool:
+  """True if the model can create constraint rows (contacts, joint limits,
+  equalities, friction loss), i.e. MJX's ``forward`` calls the constraint
+  solver. MJX sizes the rows from the model alone, so a model without rows
+  runs the same program in default and differentiable mode."""
+  return mjx.make_data(model)._impl.efc_J.shape[0] > 0
+
+
 # --------------------------------------------------------------------------
 # Contacts from distance (backward only)
 # --------------------------------------------------------------------------

@@ -83,6 +83,17 @@ def test_static_tolerance_rejects_traced():
     jax.jit(lambda mm: physics.static_tolerance(mm).opt.timestep)(m)
 
 
+def test_has_constraint_rows():
+  """Rows from a contact, from a joint limit, and none without either."""
+  assert physics.has_constraint_rows(physics.put_model(load("ball")))
+  hinge = ("<mujoco><worldbody><body><joint type='hinge' {}/>"
+           "<geom size='.1' contype='0' conaffinity='0'/></body></worldbody></mujoco>")
+  limited = mujoco.MjModel.from_xml_string(hinge.format("range='-1 1' limited='true'"))
+  free = mujoco.MjModel.from_xml_string(hinge.format(""))
+  assert physics.has_constraint_rows(physics.put_model(limited))
+  assert not physics.has_constraint_rows(physics.put_model(free))
+
+
 # --------------------------------------------------------------------------
 # forward equality with mjx.step
 # --------------------------------------------------------------------------
