@@ -12,87 +12,41 @@ one's command (docs/agents.md, "Multi-process training").
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 from pathlib import Path
 
-# Loading executables from JAX's persistent compilation cache makes XLA:CPU
-# log spurious "machine feature +prefer-no-gather" errors; hide XLA's C++ logs
-# unless the user asked for them (must be set before jaxlib loads).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-# Chosen before anything imports mujoco (see trainlib/headless.py).
-from trainlib import headless  # pylint: disable=wrong-import-position
+from trainlib import cli, startup
 
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  if not ({"-h", "--help", "--no-video"} & set(argv)):
-    headless.configure()
+  startup.prepare(gl=cli.needs_gl(argv))
+  state = {"run_dir": None}
 
-  from agents.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
-  from configs import ConfigError  # pylint: disable=import-outside-toplevel
-  from trainlib import cache, cli, device, distributed, portable, rundir, run  # pylint: disable=import-outside-toplevel
+  def body() -> int:
+    from configs import ConfigError, LaunchError  # pylint: disable=import-outside-toplevel
+    from trainlib import rundir, run  # pylint: disable=import-outside-toplevel
+    command = cli.parse_train(argv)
+    startup.start(command.launch)
+    resolved = command.resolved
+    if command.launch.processes is not None and command.run_dir is None:
+      raise LaunchError(
+          "a multi-process run needs --run-dir DIR (or --resume DIR), the "
+          "same on every process and on a filesystem they all see")
+    run_dir = command.run_dir or rundir.new_run_dir(
+        Path("runs"), resolved.env_name, resolved.agent)
+    state["run_dir"] = run_dir
+    if not command.resume and (Path(run_dir) / "config.yaml").exists():
+      raise ConfigError(
+          f"{run_dir} already holds a run; continue it with "
+          f"`python train.py --resume {run_dir}` or pick another --run-dir")
+    startup.barrier("run-dir-checked")  # before process 0 writes it
+    run.train_run(resolved, Path(run_dir), resume=command.resume)
+    return 0
 
-  run_dir = None
-  launch = None
-  try:
-    # before anything starts JAX's backend (resolving a preset does)
-    launch, argv = distributed.parse(argv)
-    if portable.requested(argv):
-      portable.enable()
-    if launch is not None:
-      distributed.initialize(launch)
-    request = cli.parse_train_args(argv)
-    device.report()  # backend line; warns when a GPU is left unused
-    if launch is not None:
-      print(distributed.process_line())
-      if request.run_dir is None:
-        raise distributed.LaunchError(
-            "a multi-process run needs --run-dir DIR (or --resume DIR), the "
-            "same on every process and on a filesystem they all see")
-    if request.resume is not None:
-      paths = rundir.RunPaths(request.resume)
-      resolved = rundir.read_config(paths.config)
-      if request.num_timesteps is not None:
-        resolved = dataclasses.replace(
-            resolved, agent_config=dataclasses.replace(
-                resolved.agent_config, num_timesteps=request.num_timesteps))
-      run_dir, resume = request.resume, True
-    else:
-      resolved, resume = request.resolved, False
-      run_dir = request.run_dir or rundir.new_run_dir(
-          Path("runs"), resolved.env_name, resolved.agent)
-      if (Path(run_dir) / "config.yaml").exists():
-        raise ConfigError(
-            f"{run_dir} already holds a run; continue it with "
-            f"`python train.py --resume {run_dir}` or pick another --run-dir")
-    distributed.barrier("run-dir-checked")  # before process 0 writes it
-    if resolved.run.portable_determinism:
-      portable.enable()  # checks that it took effect (e.g. set by a preset)
-    if resolved.run.video:
-      headless.configure().require()
-    cache.enable_compilation_cache()
-    run.train_run(resolved, Path(run_dir), resume=resume)
-  except (ConfigError, CheckpointError, FileNotFoundError,
-          headless.RenderingUnavailableError) as e:
-    if launch is not None:  # don't wait for the other processes
-      distributed.fail(str(e), status=2)
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    message = (f"\ninterrupted; continue with `python train.py --resume "
-               f"{run_dir}`")
-    if launch is not None:
-      distributed.fail(message, status=130)
-    print(message, file=sys.stderr)
-    return 130
-  except Exception as e:  # pylint: disable=broad-except
-    if launch is not None:
-      distributed.abort(e)
-    raise
-  return 0
+  return startup.run_entry(body, lambda: (
+      f"interrupted; continue with `python train.py --resume "
+      f"{state['run_dir']}`"))
 
 
 if __name__ == "__main__":

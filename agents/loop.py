@@ -1,7 +1,8 @@
 """The training driver shared by APG and SHAC: :func:`train` (device mesh,
 compile, logging windows, progress and checkpoint callbacks) and
-:func:`train_in_dir` (the same with orbax checkpoints and the saved policy,
-as ``train.py`` runs it).
+:func:`train_in_run` (the same with orbax checkpoints, periodic evaluation
+and the saved policy, driven by an ``agents.RunContext``, as ``train.py``
+runs it).
 
 An agent is a module with ``NAME``, ``Config``, ``init(env, config, key)``
 and ``make_update(env, config, episode_length, constrain)``, which returns a
@@ -35,9 +36,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from agents import networks
 from agents import rollout as rollout_lib
+from agents.contract import ProgressFn, RunContext
 
 BATCH_AXIS = "batch"
-ProgressFn = Callable[[int, dict[str, float]], None]
 
 
 def raw_key(key: jax.Array) -> jax.Array:
@@ -171,7 +172,9 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
         progress_fn: ProgressFn | None, checkpoint_fn: Callable[[Any], None] | None,
         checkpoint_every: int, cache_key: Any = None,
         evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
-        evaluate_every: int = 0) -> tuple[Any, dict[str, float]]:
+        evaluate_every: int = 0,
+        should_stop: Callable[[], bool] | None = None
+        ) -> tuple[Any, dict[str, float]]:
   """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
 
   Args:
@@ -201,6 +204,8 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       logged metrics every ``evaluate_every`` updates (rounded up to a
       logging window) and after the last update.
     evaluate_every: see ``evaluate_fn``; 0 = never.
+    should_stop: asked after every update; True ends the run there (logged,
+      evaluated and checkpointed as a last update is).
 
   Returns:
     ``(train_state, metrics)`` with the last logged metrics.
@@ -240,12 +245,15 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
   last_ckpt = -1
   last_eval = start
   skipped_before = float(jax.device_get(getattr(train_state, "skipped_updates", 0)))
+  end = num_updates
   for it in range(start, num_updates):
     if it > start:
       carry = carry.replace(reset_state=reset_fn(jax.random.fold_in(key, it)))
     train_state, carry, m = compiled(train_state, carry)
     window.append(m)
-    if first or (it + 1) % max(log_every, 1) == 0 or it + 1 == num_updates:
+    if should_stop is not None and should_stop():
+      end = it + 1
+    if first or (it + 1) % max(log_every, 1) == 0 or it + 1 == end:
       metrics = _aggregate(window, last_return)
       elapsed = time.perf_counter() - t_window
       metrics["train/sps"] = len(window) * steps_per_update / max(elapsed, 1e-9)
@@ -261,7 +269,7 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
                                               - skipped_before)
         skipped_before = metrics["train/skipped_updates"]
       if evaluate_fn is not None and evaluate_every > 0 and (
-          it + 1 - last_eval >= evaluate_every or it + 1 == num_updates):
+          it + 1 - last_eval >= evaluate_every or it + 1 == end):
         metrics.update(evaluate_fn(train_state))
         last_eval = it + 1
       if progress_fn is not None:
@@ -272,7 +280,9 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
     if checkpoint_fn is not None and checkpoint_every > 0 and (it + 1) % checkpoint_every == 0:
       checkpoint_fn(train_state)
       last_ckpt = it + 1
-  if checkpoint_fn is not None and last_ckpt != num_updates:
+    if it + 1 == end:
+      break
+  if checkpoint_fn is not None and last_ckpt != end:
     checkpoint_fn(train_state)
   if not metrics:  # resumed at the end: nothing ran
     metrics = {"train/compile_s": compile_s}
@@ -292,6 +302,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           checkpoint_every: int = 0, initial_state: Any | None = None,
           evaluate_fn: Callable[[networks.PolicyParams], dict[str, float]] | None = None,
           evaluate_every: int = 0,
+          should_stop: Callable[[], bool] | None = None,
           ) -> tuple[networks.PolicyParams, dict[str, float]]:
   """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
 
@@ -322,6 +333,8 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
       deterministic evaluation, see :func:`make_evaluator`), run every
       ``evaluate_every`` updates and at the end, logged with the metrics.
     evaluate_every: see ``evaluate_fn``; 0 = never.
+    should_stop: asked after every update; True ends training there (a
+      time budget, for example).
 
   Returns:
     ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
@@ -351,7 +364,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
                     cache_key=(agent.NAME, env, config, episode_length),
                     evaluate_fn=(None if evaluate_fn is None else
                                  lambda t: evaluate_fn(policy_params(env, config, t))),
-                    evaluate_every=evaluate_every)
+                    evaluate_every=evaluate_every, should_stop=should_stop)
   return policy_params(env, config, ts), metrics
 
 
@@ -380,51 +393,50 @@ def make_evaluator(env: Any, episodes: int, episode_length: int, key: jax.Array
   return evaluate_fn
 
 
-def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
-                 checkpoint_dir: Path, policy_path: Path, resume: bool,
-                 checkpoint_every: int, progress_fn: ProgressFn,
-                 log: Callable[[str], None], eval_env: Any | None = None,
-                 eval_every: int = 0, eval_episodes: int = 10,
-                 best_policy_path: Path | None = None) -> None:
-  """:func:`train` with orbax checkpoints in ``checkpoint_dir`` and the final
-  policy written to ``policy_path`` (what ``train.py`` runs for SHAC/APG).
+def train_in_run(agent: ModuleType, env: Any, config: Any,
+                 context: RunContext) -> None:
+  """:func:`train` as a run does it (``agents.Algorithm.train`` of SHAC/APG):
+  orbax checkpoints in ``context.checkpoint_dir``, the final policy written
+  to ``context.policy_path``.
 
-  ``resume``: continue from the latest complete checkpoint (orbax writes
-  each into a temporary directory and renames it when complete). In a
-  multi-process run every process calls this; all save and restore the
+  ``context.resume``: continue from the latest complete checkpoint (orbax
+  writes each into a temporary directory and renames it when complete). In
+  a multi-process run every process calls this; all save and restore the
   checkpoints together, process 0 alone writes the policy.
 
-  Every ``eval_every`` updates (0 = never) the policy is evaluated
-  deterministically on ``eval_episodes`` episodes of
-  ``eval_env`` (the default-mode env), always from the same initial states,
-  and the best so far is written to ``best_policy_path`` with a JSON file
-  beside it (``<name>.json``: its evaluation return), which a resumed run
-  reads back. (In a multi-process run every process evaluates the same
-  replicated parameters on its own device; process 0 writes.)
+  Every ``context.eval_every`` updates (0 = never) the policy is evaluated
+  deterministically on ``context.eval_episodes`` episodes of
+  ``context.eval_env`` (the default-mode env), always from the same initial
+  states, and the best so far is written to ``context.best_policy_path``
+  with a JSON file beside it (``<name>.json``: its evaluation return), which
+  a resumed run reads back. (In a multi-process run every process evaluates
+  the same replicated parameters on its own device; process 0 writes.)
   """
   import json  # pylint: disable=import-outside-toplevel
   import os  # pylint: disable=import-outside-toplevel
   from agents import checkpoint  # pylint: disable=import-outside-toplevel
-  key = jax.random.PRNGKey(seed)
-  ckpts = checkpoint.StateCheckpoints(checkpoint_dir)
+  key = jax.random.PRNGKey(context.seed)
+  log = context.log
+  ckpts = checkpoint.StateCheckpoints(context.checkpoint_dir)
   initial_state = None
-  if resume and ckpts.latest_step() is not None:
+  if context.resume and ckpts.latest_step() is not None:
     initial_state, step, damaged = ckpts.restore(agent.init(env, config, key))
     for text in damaged:
       log(f"skipped {text}: it cannot be read")
     log(f"resumed from checkpoint at update {step} "
         f"({step * config.steps_per_update} env steps)")
-  elif resume:
+  elif context.resume:
     log("no checkpoint yet: starting from scratch")
 
   evaluate_fn = None
-  if eval_env is not None and eval_every > 0:
-    evaluate = make_evaluator(eval_env, eval_episodes,
+  if context.eval_env is not None and context.eval_every > 0:
+    evaluate = make_evaluator(context.eval_env, context.eval_episodes,
                               resolve_episode_length(env, config.episode_length),
                               jax.random.fold_in(key, 2))
-    best_meta = Path(str(best_policy_path) + ".json") if best_policy_path else None
+    best_path = context.best_policy_path
+    best_meta = Path(str(best_path) + ".json")
     best = {"return": -math.inf}
-    if resume and best_meta is not None and best_meta.exists():
+    if context.resume and best_meta.exists():
       try:
         best.update(json.loads(best_meta.read_text()))
       except ValueError:
@@ -436,10 +448,10 @@ def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
       params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params)
       m = evaluate(params)
       ret = m["eval/episode_return"]
-      if best_policy_path is not None and math.isfinite(ret) and ret > best["return"]:
+      if math.isfinite(ret) and ret > best["return"]:
         best["return"] = ret
         if jax.process_index() == 0:
-          checkpoint.save_policy(best_policy_path, params)
+          checkpoint.save_policy(best_path, params)
           tmp = best_meta.with_name(best_meta.name + ".tmp")
           tmp.write_text(json.dumps({"return": ret}) + "\n")
           os.replace(tmp, best_meta)
@@ -447,11 +459,13 @@ def train_in_dir(agent: ModuleType, env: Any, config: Any, *, seed: int,
       return m
 
   try:
-    params, _ = train(agent, env, config, key, progress_fn,
-                      checkpoint_fn=ckpts.save, checkpoint_every=checkpoint_every,
+    params, _ = train(agent, env, config, key, context.progress_fn,
+                      checkpoint_fn=ckpts.save,
+                      checkpoint_every=context.checkpoint_every,
                       initial_state=initial_state, evaluate_fn=evaluate_fn,
-                      evaluate_every=eval_every)
+                      evaluate_every=context.eval_every,
+                      should_stop=context.should_stop)
   finally:
     ckpts.close()
   if jax.process_index() == 0:
-    checkpoint.save_policy(policy_path, params)
+    checkpoint.save_policy(context.policy_path, params)

@@ -1,11 +1,12 @@
 """Brax PPO as a baseline beside SHAC and APG, behind the same interface.
 
 ``Config`` holds Brax's PPO hyperparameters under this project's names
-(``gamma``, ``lam``, ``policy_hidden_sizes``, ...); :func:`train_in_dir`
+(``gamma``, ``lam``, ``policy_hidden_sizes``, ...); :func:`train_in_run`
 runs ``brax.training.agents.ppo.train.train`` on the default-mode env with
-Brax's own orbax checkpoints at each of its evaluations; :func:`load_params` and :func:`make_apply`
-rebuild the saved policy (:func:`load_params`, :func:`make_apply`). A resumed run restarts from the last saved
-parameters and normaliser (Brax does not save its optimiser state).
+Brax's own orbax checkpoints at each of its evaluations; :func:`load_params`
+and :func:`make_apply` rebuild the saved policy. A resumed run restarts from
+the last saved parameters and normaliser (Brax does not save its optimiser
+state).
 """
 
 from __future__ import annotations
@@ -21,7 +22,19 @@ from typing import Any
 
 import jax
 
+from agents.contract import RunContext
+
 NAME = "ppo"
+# configs.RunConfig fields Brax PPO has no use for, and why.
+UNUSED_RUN_FIELDS = {
+    "checkpoint_every": "Brax PPO checkpoints at each of its num_evals "
+                        "evaluations; set --num-evals",
+    "eval_every": "Brax PPO evaluates num_evals times; set --num-evals",
+}
+
+
+class _Stop(Exception):
+  """Ends Brax's training loop from its progress callback (should_stop)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,19 +143,19 @@ def _saved_steps(directory: Path) -> list[Path]:
                 key=lambda p: int(p.name))
 
 
-def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
-                 policy_path: Path, resume: bool, checkpoint_every: int,
-                 progress_fn: Callable[[int, dict[str, float]], None],
-                 log: Callable[[str], None], best_policy_path: Path | None = None,
-                 **unused: Any) -> None:
-  """Trains with Brax PPO; checkpoints at each of ``config.num_evals``
-  evaluations (``checkpoint_every`` does not apply) and saves the final
-  policy into the directory ``policy_path``. Brax evaluates at each of
-  ``num_evals`` (its own deterministic evaluation); the parameters with the
-  best evaluation return so far go to the directory ``best_policy_path``
-  (``eval_env``/``eval_every``/``eval_episodes`` of SHAC/APG do not apply).
+def train_in_run(env: Any, config: Config, context: RunContext) -> None:
+  """Trains with Brax PPO (``agents.Algorithm.train``): checkpoints at each
+  of ``config.num_evals`` evaluations into ``context.checkpoint_dir`` and
+  saves the final policy into the directory ``context.policy_path``. Brax
+  evaluates at each of ``num_evals`` (its own deterministic evaluation); the
+  parameters with the best evaluation return so far go to the directory
+  ``context.best_policy_path``. ``context.should_stop`` is asked at each
+  evaluation. The context's ``checkpoint_every``, ``eval_every``,
+  ``eval_episodes`` and ``eval_env`` are not used (``UNUSED_RUN_FIELDS``).
   """
-  del checkpoint_every, unused
+  log, progress_fn = context.log, context.progress_fn or (lambda *_: None)
+  checkpoint_dir, resume = context.checkpoint_dir, context.resume
+  best_policy_path = context.best_policy_path
   from brax.training.agents.ppo import checkpoint as ppo_checkpoint  # pylint: disable=import-outside-toplevel
   from brax.training.agents.ppo import train as ppo  # pylint: disable=import-outside-toplevel
   checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -183,22 +196,30 @@ def train_in_dir(env: Any, config: Config, *, seed: int, checkpoint_dir: Path,
       m["train/sps"] = (steps - last[1]) / max(now - last[0], 1e-9)
     last[:] = [now, steps]
     progress_fn(steps, m)
+    if context.should_stop is not None and context.should_stop():
+      stopped.append(steps)
+      raise _Stop
 
   def on_params(step: int, make_policy, params) -> None:
     del make_policy
-    best.update(params=params, step=done_steps + int(step))
+    best.update(params=params, step=done_steps + int(step), latest=params)
     if step == 0:
       return
     ppo_checkpoint.save(checkpoint_dir, done_steps + int(step), params, net_config)
     for old in _saved_steps(checkpoint_dir)[:-2]:
       shutil.rmtree(old, ignore_errors=True)
 
-  _, params, _ = ppo.train(
-      environment=env, num_timesteps=max(config.num_timesteps - done_steps, 0),
-      seed=seed, progress_fn=on_progress, policy_params_fn=on_params,
-      restore_checkpoint_path=str(restore) if restore is not None else None,
-      **kwargs)
-  ppo_checkpoint.save(policy_path, config.num_timesteps, params, net_config)
+  stopped: list[int] = []
+  try:
+    _, params, _ = ppo.train(
+        environment=env, num_timesteps=max(config.num_timesteps - done_steps, 0),
+        seed=context.seed, progress_fn=on_progress, policy_params_fn=on_params,
+        restore_checkpoint_path=str(restore) if restore is not None else None,
+        **kwargs)
+  except _Stop:
+    params = best["latest"]  # handed over before the evaluation that stopped
+  ppo_checkpoint.save(context.policy_path, stopped[0] if stopped
+                      else config.num_timesteps, params, net_config)
 
 
 def load_params(policy_path: Path) -> Any:

@@ -387,13 +387,16 @@ def default_config(name: str) -> EnvConfig:
   return env_class(name).default_config()
 
 
-def make(name: str, differentiable: bool = False, **overrides: Any) -> MjxEnv:
+def make(name: str, differentiable: bool = False, *,
+         config: EnvConfig | None = None, **overrides: Any) -> MjxEnv:
   """Builds a task env.
 
   Args:
     name: a registered task name (see :func:`names`).
     differentiable: if True, the differentiable-mode env (tolerance 0, the
       task's ``diff_*`` solver settings); a separate immutable object.
+    config: the task's config (e.g. a resolved preset's ``env_config``);
+      default :func:`default_config`.
     **overrides: config fields to change, e.g. ``n_frames=2``.
 
   Returns:
@@ -406,7 +409,11 @@ def make(name: str, differentiable: bool = False, **overrides: Any) -> MjxEnv:
   cls = env_class(name)
   if not isinstance(differentiable, bool):
     raise TypeError(f"differentiable must be a bool, got {differentiable!r}.")
-  config = replace_config(cls.default_config(), overrides)
+  if config is not None and not isinstance(config, type(cls.default_config())):
+    raise TypeError(f"config must be a {type(cls.default_config()).__name__} "
+                    f"(envs.default_config({name!r})), got {type(config).__name__}")
+  config = replace_config(cls.default_config() if config is None else config,
+                          overrides)
   return cls(config, differentiable=differentiable)
 
 

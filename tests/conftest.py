@@ -73,6 +73,34 @@ def jax_cache_dir(tmp_path_factory) -> Path:
   return _cache if _cache is not None else tmp_path_factory.mktemp("jax_cache")
 
 
+@pytest.fixture
+def write_preset(tmp_path) -> Callable[[str], Path]:
+  """``write_preset(yaml_text) -> path`` of a preset file in ``tmp_path``."""
+  def write(text: str) -> Path:
+    path = tmp_path / "preset.yaml"
+    path.write_text(text)
+    return path
+  return write
+
+
+@pytest.fixture(scope="session")
+def entry_point() -> Callable[[str], Any]:
+  """``entry_point("train")``: the module of train.py (or evaluate.py),
+  loaded from the repository root, for calling its ``main(argv)`` in this
+  process."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  root = Path(__file__).resolve().parents[1]
+  loaded = {}
+
+  def load(name: str):
+    if name not in loaded:
+      spec = importlib.util.spec_from_file_location(f"_{name}", root / f"{name}.py")
+      loaded[name] = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(loaded[name])
+    return loaded[name]
+  return load
+
+
 @dataclasses.dataclass(frozen=True)
 class DefaultRun:
   """A compiled default-mode rollout of one env.

@@ -332,7 +332,7 @@ tmp = Path(sys.argv[1])
 # checkpoint): no policy to evaluate
 norun = tmp / "no_policy"
 norun.mkdir()
-rundir.write_config(norun / "config.yaml", configs.resolve("pendulum_swingup", "shac"))
+rundir.write_config(norun / "config.yaml", configs.resolve("pendulum_swingup", "shac", backend="cpu"))
 garbled = tmp / "garbled"
 garbled.mkdir()
 (garbled / "config.yaml").write_text("env_name: [pendulum\n\x00\x01")
@@ -397,12 +397,12 @@ from agents import checkpoint
 from trainlib import rundir
 run_dir = Path(sys.argv[1])
 import dataclasses
-resolved = configs.resolve("pendulum_swingup", "shac")
+resolved = configs.resolve("pendulum_swingup", "shac", backend="cpu")
 resolved = dataclasses.replace(resolved, run=dataclasses.replace(resolved.run, video=False))
 run_dir.mkdir()
 rundir.write_config(run_dir / "config.yaml", resolved)
-from trainlib.run import make_env
-env = make_env(resolved, differentiable=True)
+import envs
+env = envs.make(resolved.env_name, True, config=resolved.env_config)
 state = shac.init(env, resolved.agent_config, jax.random.PRNGKey(0))
 ckpts = checkpoint.StateCheckpoints(run_dir / "checkpoints")
 ckpts.save(state.replace(iteration=state.iteration + 2))

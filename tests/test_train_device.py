@@ -14,9 +14,8 @@ import pytest
 
 import configs
 from configs import ConfigError
-from trainlib import cli, device, rundir
-
-envs = cli.import_envs_quietly()
+import envs
+from trainlib import rundir, startup
 
 
 @dataclasses.dataclass
@@ -39,22 +38,22 @@ GPU = [FakeDevice("gpu", "NVIDIA H100 80GB HBM3", "cuda:0")]
 
 
 def test_backend_line_names_backend_and_devices():
-  assert device.backend_line(CPU) == "JAX backend: cpu, 1 device: TFRT_CPU_0"
-  line = device.backend_line(GPU * 2)
+  assert startup.backend_line(CPU) == "JAX backend: cpu, 1 device: TFRT_CPU_0"
+  line = startup.backend_line(GPU * 2)
   assert line.startswith("JAX backend: gpu, 2 devices: cuda:0 (NVIDIA H100")
 
 
 def test_backend_line_of_the_real_jax():
   import jax
-  line = device.backend_line(jax.devices())
+  line = startup.backend_line(jax.devices())
   assert line.startswith(f"JAX backend: {jax.default_backend()}, ")
 
 
 def test_warns_with_the_install_command_when_jax_misses_a_gpu(monkeypatch):
-  monkeypatch.setattr(device, "system_gpus",
+  monkeypatch.setattr(startup, "system_gpus",
                       lambda: ["GPU 0: NVIDIA H100 (UUID: GPU-1)"])
   printed, warned = [], []
-  warning = device.report(printed.append, warned.append, devices=CPU)
+  warning = startup.report_devices(printed.append, warned.append, devices=CPU)
   assert printed == ["JAX backend: cpu, 1 device: TFRT_CPU_0"]
   assert warned == [warning]
   assert "pip install -e '.[cuda]'" in warning and "NVIDIA H100" in warning
@@ -63,9 +62,9 @@ def test_warns_with_the_install_command_when_jax_misses_a_gpu(monkeypatch):
 @pytest.mark.parametrize("devices, gpus", [(CPU, []), (GPU, ["GPU 0: x"])])
 def test_no_warning_without_a_gpu_or_when_jax_uses_it(monkeypatch, devices,
                                                       gpus):
-  monkeypatch.setattr(device, "system_gpus", lambda: gpus)
+  monkeypatch.setattr(startup, "system_gpus", lambda: gpus)
   printed, warned = [], []
-  assert device.report(printed.append, warned.append, devices=devices) is None
+  assert startup.report_devices(printed.append, warned.append, devices=devices) is None
   assert len(printed) == 1 and warned == []
 
 
@@ -75,40 +74,35 @@ def test_system_gpus_reads_nvidia_smi(monkeypatch):
     return subprocess.CompletedProcess(cmd, 0, stdout=(
         "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)\n"
         "  MIG 1g.10gb Device 0: (UUID: MIG-0)\n"), stderr="")
-  monkeypatch.setattr(device.shutil, "which", lambda name: "/x/nvidia-smi")
-  monkeypatch.setattr(device.subprocess, "run", fake_run)
-  assert device.system_gpus() == ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)"]
+  monkeypatch.setattr(startup.shutil, "which", lambda name: "/x/nvidia-smi")
+  monkeypatch.setattr(startup.subprocess, "run", fake_run)
+  assert startup.system_gpus() == ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)"]
 
 
 def test_system_gpus_falls_back_to_device_files(monkeypatch):
-  monkeypatch.setattr(device.shutil, "which", lambda name: None)
-  monkeypatch.setattr(device.os.path, "exists",
+  monkeypatch.setattr(startup.shutil, "which", lambda name: None)
+  monkeypatch.setattr(startup.os.path, "exists",
                       lambda p: p == "/dev/nvidia0")
-  assert device.system_gpus() == ["/dev/nvidia0"]
-  monkeypatch.setattr(device.os.path, "exists", lambda p: False)
-  assert device.system_gpus() == []
+  assert startup.system_gpus() == ["/dev/nvidia0"]
+  monkeypatch.setattr(startup.os.path, "exists", lambda p: False)
+  assert startup.system_gpus() == []
 
 
 def test_preset_backend():
-  assert device.preset_backend("cpu") == "cpu"
+  assert startup.preset_backend("cpu") == "cpu"
   for platform in ("gpu", "cuda", "rocm", "tpu"):
-    assert device.preset_backend(platform) == "gpu"
-  assert device.PRESET_BACKENDS == configs.BACKENDS
+    assert startup.preset_backend(platform) == "gpu"
 
 
-def test_train_script_prints_the_backend_line(monkeypatch, capsys, tmp_path):
+def test_train_script_prints_the_backend_line(monkeypatch, capsys, tmp_path,
+                                              entry_point):
   """train.py prints the line before anything is compiled (the run itself is
   replaced by a stub)."""
-  import importlib.util
-  from trainlib import cache
   from trainlib import run as run_lib
-  root = Path(__file__).resolve().parents[1]
-  spec = importlib.util.spec_from_file_location("_train", root / "train.py")
-  train = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(train)
-  monkeypatch.setattr(device, "system_gpus", lambda: ["GPU 0: Fake"])
+  train = entry_point("train")
+  monkeypatch.setattr(startup, "system_gpus", lambda: ["GPU 0: Fake"])
   calls = []
-  monkeypatch.setattr(cache, "enable_compilation_cache", lambda: None)
+  monkeypatch.setattr(startup, "enable_compilation_cache", lambda: None)
   monkeypatch.setattr(run_lib, "train_run",
                       lambda resolved, run_dir, resume: calls.append(resolved))
   assert train.main(["pendulum_swingup", "--no-video",
@@ -124,14 +118,8 @@ def test_train_script_prints_the_backend_line(monkeypatch, capsys, tmp_path):
 # --------------------------------------------------------------------------
 
 
-def _write(tmp_path: Path, text: str) -> Path:
-  path = tmp_path / "preset.yaml"
-  path.write_text(text)
-  return path
-
-
-def test_per_backend_values_pick_the_backend(tmp_path):
-  path = _write(tmp_path, """
+def test_per_backend_values_pick_the_backend(write_preset):
+  path = write_preset("""
 default_agent: shac
 env: {episode_length: {cpu: 100, gpu: 1000}}
 shac:
@@ -152,16 +140,22 @@ shac:
       100, 1000)
 
 
-def test_backend_defaults_to_what_jax_uses(tmp_path, monkeypatch):
-  path = _write(tmp_path, "shac: {num_envs: {cpu: 16, gpu: 1024}}\n")
-  monkeypatch.setattr(device, "preset_backend", lambda platform=None: "gpu")
-  assert configs.resolve("pendulum_swingup", path=path).agent_config.num_envs \
-      == 1024
-  monkeypatch.undo()
-  r = configs.resolve("pendulum_swingup", path=path)
-  import jax
-  assert r.backend == device.preset_backend(jax.default_backend())
-
+def test_planned_backend_is_decided_before_jax_and_checked_after(monkeypatch):
+  monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+  assert startup.planned_backend() == "gpu"
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  assert startup.planned_backend() == "cpu"
+  monkeypatch.delenv("JAX_PLATFORMS")
+  monkeypatch.setattr(startup, "system_gpus", lambda: ["GPU 0: Fake"])
+  monkeypatch.setattr(startup, "_gpu_plugin_installed", lambda: True)
+  assert startup.planned_backend() == "gpu"
+  monkeypatch.setattr(startup, "_gpu_plugin_installed", lambda: False)
+  assert startup.planned_backend() == "cpu"  # no plugin: JAX runs on the CPU
+  # a wrong guess is an error naming the fix, not a silent GPU-sized run
+  monkeypatch.setattr(startup, "enable_compilation_cache", lambda: None)
+  with pytest.raises(ConfigError, match="JAX runs on cpu; set JAX_PLATFORMS=cpu"):
+    startup.start(startup.Launch(backend="gpu"), print_fn=lambda _: None)
+  startup.start(startup.Launch(backend="cpu"), print_fn=lambda _: None)
 
 @pytest.mark.parametrize("value, message", [
     ("{cpu: 64, tpu: 1}", "Valid keys for a per-backend value: cpu, gpu"),
@@ -170,16 +164,16 @@ def test_backend_defaults_to_what_jax_uses(tmp_path, monkeypatch):
     ("{gpu: 1024}", "has no 'cpu' entry"),
     ("{cpu: 64, gpu: 2.5}", "expected int"),  # the other backend's too
 ])
-def test_bad_per_backend_values_name_the_fix(tmp_path, value, message):
-  path = _write(tmp_path, f"shac: {{num_envs: {value}}}\n")
+def test_bad_per_backend_values_name_the_fix(write_preset, value, message):
+  path = write_preset(f"shac: {{num_envs: {value}}}\n")
   with pytest.raises(ConfigError) as e:
     configs.resolve("pendulum_swingup", path=path, backend="cpu")
   assert "preset.yaml" in str(e.value) and ":shac.num_envs" in str(e.value)
   assert message in str(e.value)
 
 
-def test_other_backend_values_are_checked_by_the_dataclass(tmp_path):
-  path = _write(tmp_path, "shac: {critic_minibatches: {cpu: 4, gpu: 3}}\n")
+def test_other_backend_values_are_checked_by_the_dataclass(write_preset):
+  path = write_preset("shac: {critic_minibatches: {cpu: 4, gpu: 3}}\n")
   with pytest.raises(ConfigError, match=r"preset.yaml \(gpu values\):shac: .*"
                      "critic_minibatches=3 must divide"):
     configs.resolve("pendulum_swingup", path=path, backend="cpu")

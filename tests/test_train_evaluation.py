@@ -1,7 +1,7 @@
 """evaluate.py's evaluation of a task whose episodes end early.
 
 A run directory of cartpole_balance with an untrained saved policy is
-evaluated by ``trainlib.evaluation.evaluate_run`` (what evaluate.py and
+evaluated by ``trainlib.run.evaluate_run`` (what evaluate.py and
 train.py run), with the task replaced by a cart-pole whose episode ends when
 the pole tilts past ~26 degrees (every episode ends before the time limit,
 each at its own step). eval.json's returns, lengths and fall rate must equal
@@ -28,8 +28,8 @@ EPISODES, LIMIT, SEED = 5, 150, 11
 _SCRIPT = r"""
 import json, sys
 from pathlib import Path
-from trainlib import headless
-st = headless.configure()
+from trainlib import startup
+st = startup.configure_gl()
 if st.backend is None:
   print(json.dumps({"skip": str(st.errors)})); sys.exit(0)
 import dataclasses
@@ -37,7 +37,8 @@ import jax, jax.numpy as jnp, numpy as np
 import configs
 from agents import checkpoint, networks, normalizer, rollout
 from envs.cartpole import CartpoleBalance
-from trainlib import evaluation, render, rundir
+from configs import RenderConfig
+from trainlib import run, rundir
 
 episodes, limit, seed = (int(a) for a in sys.argv[2:5])
 run_dir = Path(sys.argv[1])
@@ -48,10 +49,10 @@ class TiltEnds(CartpoleBalance):
     return jnp.cos(data.qpos[1]) < 0.9
 
 
-resolved = configs.resolve("cartpole_balance", "apg")
+resolved = configs.resolve("cartpole_balance", "apg", backend="cpu")
 resolved = dataclasses.replace(
     resolved, env_config=dataclasses.replace(resolved.env_config, episode_length=limit),
-    render=render.RenderConfig(width=64, height=48))
+    render=RenderConfig(width=64, height=48))
 run_dir.mkdir()
 rundir.write_config(run_dir / "config.yaml", resolved)
 env = TiltEnds(resolved.env_config)
@@ -60,8 +61,8 @@ spec = networks.PolicySpec(obs_size=env.observation_size, action_size=1,
 params = networks.PolicyParams(networks.init_policy(spec, jax.random.PRNGKey(3)),
                                normalizer.init(spec.obs_size), spec)
 checkpoint.save_policy(run_dir / "policy.msgpack", params)
-evaluation.make_env = lambda r, differentiable=False: TiltEnds(r.env_config)
-result = evaluation.evaluate_run(run_dir, episodes=episodes, video=True, seed=seed,
+run._make_env = lambda r, differentiable=False: TiltEnds(r.env_config)
+result = run.evaluate_run(run_dir, episodes=episodes, video=True, seed=seed,
                                  log=lambda s: None)
 
 # the same episodes stepped one at a time on the host

@@ -308,17 +308,20 @@ def test_mismatched_processes_stop(tmp_path, extra, index, message):
      {"JAX_COORDINATOR_ADDRESS": "h:1"}, "must be an integer"),
 ])
 def test_bad_launch_flags(argv, environ, message):
-  from trainlib import distributed
-  with pytest.raises(distributed.LaunchError, match=message):
-    distributed.parse(argv, environ)
+  from configs import LaunchError
+  from trainlib import cli
+  with pytest.raises(LaunchError, match=message):
+    cli.parse_train(["pendulum_swingup", *argv], backend="cpu", environ=environ)
 
 
 def test_launch_flags_and_variables():
-  from trainlib import distributed
-  launch, rest = distributed.parse(
+  from trainlib import cli, startup
+  command = cli.parse_train(
       ["pendulum_swingup", "--num_processes=4", "--seed", "1",
-       "--process-id", "3"], {"JAX_COORDINATOR_ADDRESS": "node0:1234",
-                              "JAX_PROCESS_ID": "0"})
-  assert rest == ["pendulum_swingup", "--seed", "1"]
-  assert launch == distributed.Launch("node0:1234", 4, 3)  # flag beats variable
-  assert distributed.parse(["pendulum_swingup"], {}) == (None, ["pendulum_swingup"])
+       "--process-id", "3", "--run-dir", "r"], backend="cpu",
+      environ={"JAX_COORDINATOR_ADDRESS": "node0:1234", "JAX_PROCESS_ID": "0"})
+  assert command.resolved.run.seed == 1  # the rest went to the config
+  # the flag beats the variable
+  assert command.launch.processes == startup.ProcessGroup("node0:1234", 4, 3)
+  command = cli.parse_train(["pendulum_swingup"], backend="cpu", environ={})
+  assert command.launch.processes is None

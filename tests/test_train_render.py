@@ -13,22 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from trainlib import headless
+from trainlib import startup
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _SCRIPT = r"""
 import json, sys
-from trainlib import headless
-st = headless.configure()
+from trainlib import startup
+st = startup.configure_gl()
 if st.backend is None:
   print(json.dumps({"skip": str(st.errors)})); sys.exit(0)
-import contextlib, io
-with contextlib.redirect_stdout(io.StringIO()):
-  import envs
+startup.import_mjx_quietly()
+import envs
 import mujoco
 import numpy as np
-from trainlib import render
+from configs import RenderConfig
+from trainlib import media as render
 
 def robot_fraction(m, qpos, cfg):
   # fraction of pixels that change when every non-world geom is hidden
@@ -43,7 +43,7 @@ def robot_fraction(m, qpos, cfg):
   return float(diff.mean()), float(frames[0].std())
 
 out = {"backend": st.backend, "envs": {}}
-cfg = render.RenderConfig(width=96, height=64)
+cfg = RenderConfig(width=96, height=64)
 import os
 from envs import base
 for name in envs.names():
@@ -60,7 +60,7 @@ for name in envs.names():
     q[m.jnt_qposadr[jnt]] += 8.0
     res["fraction_moved"] = robot_fraction(m, q, cfg)[0]
     res["fraction_moved_fixed_camera"] = robot_fraction(
-        m, q, render.RenderConfig(width=96, height=64, track="fixed"))[0]
+        m, q, RenderConfig(width=96, height=64, track="fixed"))[0]
   out["envs"][name] = res
 print(json.dumps(out))
 """
@@ -98,11 +98,11 @@ def test_camera_tracks_moving_robots(rendered):
 
 
 def test_missing_backend_error_says_what_to_install():
-  err = headless._probe("not-a-backend")  # pylint: disable=protected-access
+  err = startup._probe("not-a-backend")  # pylint: disable=protected-access
   assert err is not None
-  status = headless.GLStatus(backend=None, chosen_by="none",
+  status = startup.GLStatus(backend=None, chosen_by="none",
                              errors={"egl": "x", "osmesa": err})
-  with pytest.raises(headless.RenderingUnavailableError) as e:
+  with pytest.raises(startup.RenderingUnavailableError) as e:
     status.require()
   assert "apt-get install" in str(e.value) and "libosmesa6" in str(e.value)
   assert "libegl1" in str(e.value) and "--no-video" in str(e.value)

@@ -1,1 +1,2 @@
-"""Helpers behind train.py and evaluate.py: GL setup, rendering, run dirs."""
+"""What runs train.py and evaluate.py: start-up (startup), the command line
+(cli), the run (run), the run directory (rundir), videos and plots (media)."""

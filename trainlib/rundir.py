@@ -1,4 +1,5 @@
-"""The run directory: layout, resolved config, metrics log and learning curve.
+"""The run directory: layout, its config (written and read here only) and
+the metrics log.
 
 Layout of ``runs/<env>-<agent>-<timestamp>/``::
 
@@ -28,15 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 import configs
 from configs import ConfigError, Resolved
-from trainlib.typed_yaml import to_dict
 
 __all__ = ["MetricsLog", "RunPaths", "new_run_dir", "read_config",
-           "write_config", "plot_learning_curve"]
+           "write_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,16 +63,14 @@ class RunPaths:
   def learning_curve(self) -> Path:
     return self.root / "learning_curve.png"
 
-  def policy(self, agent: str) -> Path:
-    """The final policy of ``agent`` (file or directory, as its table row
-    says: ``agents.algorithm(agent).policy_file``)."""
-    import agents  # pylint: disable=import-outside-toplevel
-    return self.root / agents.algorithm(agent).policy_file
+  def policy(self, algo) -> Path:
+    """The final policy of agent ``algo`` (an ``agents.Algorithm``; a file
+    or directory, as its ``policy_file`` says)."""
+    return self.root / algo.policy_file
 
-  def best_policy(self, agent: str) -> Path:
-    """The best-evaluated policy of ``agent`` (kept during training)."""
-    import agents  # pylint: disable=import-outside-toplevel
-    return self.root / agents.algorithm(agent).best_policy_file
+  def best_policy(self, algo) -> Path:
+    """The best-evaluated policy of agent ``algo`` (kept during training)."""
+    return self.root / algo.best_policy_file
 
   @property
   def eval(self) -> Path:
@@ -102,18 +99,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_config(path: Path, resolved: Resolved) -> None:
-  """Writes the fully resolved config (every field, not just overrides) in
-  the preset schema (``configs/<env>.yaml``) plus ``env_name`` and
-  ``backend``, so :func:`configs.resolve_data` reads it back."""
-  data = {
-      "env_name": resolved.env_name,
-      "backend": resolved.backend,  # whose per-backend preset values applied
-      "default_agent": resolved.agent,
-      "env": to_dict(resolved.env_config),
-      "render": to_dict(resolved.render),
-      resolved.agent: {**to_dict(resolved.run),
-                       **to_dict(resolved.agent_config)},
-  }
+  """Writes the fully resolved config (every field the agent uses, not just
+  overrides) in the preset schema (``configs/<env>.yaml``) plus ``env_name``
+  and ``backend``, so :func:`read_config` reads it back."""
+  data = configs.as_data(resolved)
   header = ("# Resolved config of this run (written by train.py, in the "
             "schema of configs/<env>.yaml).\n# `python train.py --resume "
             "<this dir>` reuses it.\n")
@@ -121,7 +110,9 @@ def write_config(path: Path, resolved: Resolved) -> None:
 
 
 def read_config(path: Path) -> Resolved:
-  """Reads a run's config.yaml back into validated dataclasses.
+  """Reads a run's config.yaml back into validated dataclasses: the one
+  reader of a run's config (``train.py --resume``, ``evaluate.py`` and
+  their portable-determinism launch all use it).
 
   Raises:
     ConfigError: missing or unreadable file, unknown env/agent or invalid
@@ -134,11 +125,15 @@ def read_config(path: Path) -> Resolved:
   try:
     data = yaml.safe_load(path.read_text()) or {}
   except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: invalid YAML ({e}); the run directory's "
-                      f"config is damaged") from e
+    raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]}); the "
+                      f"run directory's config is damaged: restore it or "
+                      f"start a new run") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{path}: cannot be read ({e}); restore it or start "
+                      f"a new run") from None
   if not isinstance(data, dict) or "env_name" not in data:
     raise ConfigError(f"{path} is not a config.yaml written by train.py "
-                      f"(no env_name)")
+                      f"(no env_name); restore it or start a new run")
   if "run" in data:
     raise ConfigError(f"{path} was written by an older version of train.py "
                       f"(its 'run' section); start a new run")
@@ -222,67 +217,3 @@ def _num(v: str) -> Any:
     return float(v)
   except (TypeError, ValueError):
     return v
-
-
-RETURN_KEYS = ("train/episode_return", "eval/episode_return")
-# Plotted only when no episode finished yet (short runs).
-FALLBACK_KEYS = ("train/episode_return_estimate",)
-
-
-def plot_learning_curve(rows: list[Mapping[str, Any]], path: Path,
-                        title: str) -> Path | None:
-  """Plots episode return against env steps (Agg backend, atomic write),
-  and, when the rows have them, a second panel with the actor's gradient
-  norm (window mean and max, before clipping; log scale) and the updates
-  skipped for NaN/inf gradients in each window.
-
-  Returns:
-    ``path``, or None when no row has a return to plot.
-  """
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-  def points(key):
-    return [(float(r["env_steps"]), float(r[key])) for r in rows
-            if isinstance(r.get(key), float) and math.isfinite(r[key])]
-
-  keys = [k for k in RETURN_KEYS if points(k)] or [k for k in FALLBACK_KEYS
-                                                   if points(k)]
-  if not keys:
-    return None
-  norms = [k for k in ("train/grad_norm", "train/grad_norm_max") if points(k)]
-  fig, axes = plt.subplots(2 if norms else 1, 1, figsize=(6, 6.5 if norms else 4),
-                           dpi=100, sharex=True, squeeze=False)
-  ax = axes[0, 0]
-  for key in keys:
-    xs, ys = zip(*points(key))
-    ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=key)
-  ax.set_ylabel("episode return")
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  if norms:
-    ax2 = axes[1, 0]
-    for key in norms:
-      xs, ys = zip(*points(key))
-      ax2.plot(xs, np.maximum(ys, 1e-12), label=key)
-    ax2.set_yscale("log")
-    ax2.set_ylabel("actor gradient norm")
-    ax2.grid(alpha=0.3)
-    skipped = [p for p in points("train/skipped_in_window") if p[1] > 0]
-    if skipped:
-      ax3 = ax2.twinx()
-      xs, ys = zip(*skipped)
-      ax3.bar(xs, ys, width=max(xs) / 100, color="C3", alpha=0.5,
-              label="skipped (NaN/inf) updates")
-      ax3.set_ylabel("skipped updates per window")
-      ax3.legend(loc="lower right")
-    ax2.legend(loc="upper left")
-  axes[-1, 0].set_xlabel("env steps")
-  fig.tight_layout()
-  tmp = path.with_name(path.stem + ".tmp.png")
-  fig.savefig(tmp)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path

@@ -47,8 +47,8 @@ def test_floor_is_textured_under_a_skybox(name):
 
 _SCRIPT = r"""
 import json, sys
-from trainlib import headless
-st = headless.configure()
+from trainlib import startup
+st = startup.configure_gl()
 if st.backend is None:
   print(json.dumps({"skip": str(st.errors)})); sys.exit(0)
 import contextlib, io, os
@@ -57,9 +57,10 @@ with contextlib.redirect_stdout(io.StringIO()):
   from envs import base
 import mujoco
 import numpy as np
-from trainlib import render
+from configs import RenderConfig
+from trainlib import media as render
 
-cfg = render.RenderConfig(width=96, height=64)
+cfg = RenderConfig(width=96, height=64)
 out = {}
 for name in sys.argv[1:]:
   m = mujoco.MjModel.from_xml_path(

@@ -1,9 +1,10 @@
-"""Offscreen rendering of MuJoCo trajectories into MP4 videos.
+"""What a run shows: MP4 videos of MuJoCo trajectories and the learning
+curve.
 
-Call :func:`trainlib.headless.configure` before ``mujoco`` is first imported
+Call :func:`trainlib.startup.prepare` before ``mujoco`` is first imported
 (``train.py`` and ``evaluate.py`` do); this module then renders with
-``mujoco.Renderer`` and writes MP4 files with imageio (imageio-ffmpeg ships its
-own ffmpeg binary).
+``mujoco.Renderer`` (settings: ``configs.RenderConfig``) and writes MP4
+files with imageio (imageio-ffmpeg ships its own ffmpeg binary).
 
 Camera: when the model's root body can translate (a free or slide joint on a
 child of the world body: cart, swimmer, hopper, cheetah, ant, humanoid) the
@@ -15,50 +16,20 @@ marks every 0.5 m along x added to the scene, so its motion stays visible.
 
 from __future__ import annotations
 
-import dataclasses
+import math
+import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
-from trainlib import headless
+from configs import RenderConfig
+from trainlib import startup
 
-__all__ = ["RenderConfig", "make_camera", "render_trajectory", "write_video",
-           "tracked_body"]
-
-
-@dataclasses.dataclass(frozen=True)
-class RenderConfig:
-  """How evaluation videos are rendered.
-
-  Attributes:
-    width: frame width in pixels (a multiple of 16 avoids resizing).
-    height: frame height in pixels (a multiple of 16 avoids resizing).
-    fps: video frame rate; simulation states are subsampled to match it.
-    distance: camera distance in metres; 0 picks 2 x the model's extent.
-    elevation: camera elevation in degrees (negative looks down).
-    azimuth: camera azimuth in degrees.
-    track: "auto" tracks the root body when it can translate, "body" always
-      tracks the root body, "fixed" never tracks.
-    shadows: render shadows and reflections (about 10x slower with the
-      software rasteriser used on CPU-only machines).
-  """
-  width: int = 320
-  height: int = 240
-  fps: int = 30
-  distance: float = 0.0
-  elevation: float = -20.0
-  azimuth: float = 90.0
-  track: Literal["auto", "body", "fixed"] = "auto"
-  shadows: bool = False
-
-  def __post_init__(self):
-    if self.track not in ("auto", "body", "fixed"):
-      raise ValueError(f"render.track must be one of 'auto', 'body', 'fixed'; "
-                       f"got {self.track!r}")
-    if self.width <= 0 or self.height <= 0 or self.fps <= 0:
-      raise ValueError("render.width, render.height and render.fps must be > 0")
+__all__ = ["make_camera", "plot_learning_curve", "render_trajectory",
+           "tracked_body", "write_video"]
 
 
 def tracked_body(mj_model) -> tuple[int, bool]:
@@ -135,7 +106,7 @@ def _add_ground_marks(scene, z: float, x_center: float) -> None:
 
 def _renderer(mj_model, width: int, height: int):
   """Creates a ``mujoco.Renderer`` or raises RenderingUnavailableError."""
-  st = headless.status()
+  st = startup.gl_status()
   if st is not None and st.backend is None:
     st.require()
   import mujoco  # pylint: disable=import-outside-toplevel
@@ -145,10 +116,10 @@ def _renderer(mj_model, width: int, height: int):
   try:
     return mujoco.Renderer(mj_model, height=height, width=width)
   except Exception as e:  # pylint: disable=broad-except
-    raise headless.RenderingUnavailableError(
+    raise startup.RenderingUnavailableError(
         f"mujoco.Renderer failed with MUJOCO_GL="
-        f"{__import__('os').environ.get('MUJOCO_GL', '<unset>')!r}: "
-        f"{type(e).__name__}: {e}. {headless.INSTALL_HINT}") from e
+        f"{os.environ.get('MUJOCO_GL', '<unset>')!r}: "
+        f"{type(e).__name__}: {e}. {startup.INSTALL_HINT}") from e
 
 
 def render_trajectory(mj_model, qpos: np.ndarray, dt: float,
@@ -225,4 +196,68 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
       for frame in frames:
         writer.append_data(frame)
   tmp.replace(path)
+  return path
+
+
+RETURN_KEYS = ("train/episode_return", "eval/episode_return")
+# Plotted only when no episode finished yet (short runs).
+FALLBACK_KEYS = ("train/episode_return_estimate",)
+
+
+def plot_learning_curve(rows: list[Mapping[str, Any]], path: Path,
+                        title: str) -> Path | None:
+  """Plots episode return against env steps (Agg backend, atomic write),
+  and, when the rows have them, a second panel with the actor's gradient
+  norm (window mean and max, before clipping; log scale) and the updates
+  skipped for NaN/inf gradients in each window.
+
+  Returns:
+    ``path``, or None when no row has a return to plot.
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  def points(key):
+    return [(float(r["env_steps"]), float(r[key])) for r in rows
+            if isinstance(r.get(key), float) and math.isfinite(r[key])]
+
+  keys = [k for k in RETURN_KEYS if points(k)] or [k for k in FALLBACK_KEYS
+                                                   if points(k)]
+  if not keys:
+    return None
+  norms = [k for k in ("train/grad_norm", "train/grad_norm_max") if points(k)]
+  fig, axes = plt.subplots(2 if norms else 1, 1, figsize=(6, 6.5 if norms else 4),
+                           dpi=100, sharex=True, squeeze=False)
+  ax = axes[0, 0]
+  for key in keys:
+    xs, ys = zip(*points(key))
+    ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=key)
+  ax.set_ylabel("episode return")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  if norms:
+    ax2 = axes[1, 0]
+    for key in norms:
+      xs, ys = zip(*points(key))
+      ax2.plot(xs, np.maximum(ys, 1e-12), label=key)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("actor gradient norm")
+    ax2.grid(alpha=0.3)
+    skipped = [p for p in points("train/skipped_in_window") if p[1] > 0]
+    if skipped:
+      ax3 = ax2.twinx()
+      xs, ys = zip(*skipped)
+      ax3.bar(xs, ys, width=max(xs) / 100, color="C3", alpha=0.5,
+              label="skipped (NaN/inf) updates")
+      ax3.set_ylabel("skipped updates per window")
+      ax3.legend(loc="lower right")
+    ax2.legend(loc="upper left")
+  axes[-1, 0].set_xlabel("env steps")
+  fig.tight_layout()
+  tmp = path.with_name(path.stem + ".tmp.png")
+  fig.savefig(tmp)
+  plt.close(fig)
+  os.replace(tmp, path)
   return path
