@@ -13,7 +13,8 @@ Every agent is evaluated the same way, in this process, at the start and about
 ``--evals`` times over the budget: the deterministic policy on the default-mode
 env, ``EVAL_ENVS`` episodes of the preset's episode length from fixed initial
 states, via ``agents.rollout.evaluate`` and ``trainlib.evaluation.summarize``
-(return, forward velocity, fall rate: the numbers of train.py's eval.json).
+(``benchmarks.common.evaluator``; return, forward velocity, fall rate: the
+numbers of train.py's eval.json).
 
 Writes, merged with the rows of other (env, agent) pairs already in ``--out``:
 
@@ -24,41 +25,26 @@ Writes, merged with the rows of other (env, agent) pairs already in ``--out``:
 * ``agents_benchmark.md``: final numbers (mean ± std over seeds) and, per
   seed, when SHAC first reached PPO's final return.
 
-Usage: python benchmarks/agents.py [--envs ...] [--agents ...] [--seeds ...]
+Usage: python -m benchmarks.agents [--envs ...] [--agents ...] [--seeds ...]
        [--budget-s S] [--evals N] [--ppo-epoch-steps N] [--out docs]
        [--plot-only]
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import dataclasses
 import os
-import sys
 import time
 
 # XLA:CPU logs spurious machine-feature errors when it loads executables
 # from the persistent cache (as train.py, set before jaxlib loads).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# `python benchmarks/agents.py` puts benchmarks/ first on sys.path, where this
-# file and benchmarks/envs.py would shadow the `agents` and `envs` packages.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainlib import cache  # noqa: E402
+from benchmarks import common  # noqa: E402
 
-cache.enable_compilation_cache()  # the one cache directory of train.py
-
-import configs  # noqa: E402
-import agents  # noqa: E402
-from agents import apg, loop, ppo, rollout, shac  # noqa: E402
-from trainlib import evaluation  # noqa: E402
-from trainlib.run import make_env  # noqa: E402
+common.enable_cache()  # the one cache directory of train.py
 
 EVAL_ENVS = 10
 EVAL_KEY = jax.random.PRNGKey(7)
@@ -67,17 +53,13 @@ FIELDS = ("env", "agent", "seed", "budget_s", "env_steps", "wall_s", "compile_s"
 AGENTS = ("shac", "apg", "ppo")
 
 
-class _TimeUp(Exception):
-  """Raised from a training callback to stop a run at its budget."""
-
-
 class Evaluator:
   """The deterministic evaluation of every agent on one env's default mode
   (one per env: :func:`evaluator_for`), through the agent table's
   ``make_apply`` as evaluate.py does."""
 
-  def __init__(self, resolved: configs.Resolved):
-    self.env = make_env(resolved)
+  def __init__(self, resolved):
+    self.env = common.make_env(resolved)
     self.length = resolved.episode_length
     self._compiled = {}
 
@@ -85,13 +67,11 @@ class Evaluator:
     """``params`` of ``agent`` (its ``load_params`` form); the jitted
     evaluation is built once per agent."""
     if agent not in self._compiled:
-      apply = agents.algorithm(agent).make_apply(self.env, config)
-      record = evaluation.recorder(self.env)
-      self._compiled[agent] = jax.jit(lambda p, k: rollout.evaluate(
-          self.env, lambda obs, key: apply(p, obs, key), k, EVAL_ENVS,
-          self.length, record))
-    ev = jax.device_get(self._compiled[agent](params, EVAL_KEY))
-    s = evaluation.summarize(ev, self.length, float(self.env.dt))
+      apply = common.make_apply(agent, self.env, config)
+      self._compiled[agent] = common.evaluator(
+          self.env, lambda p: lambda obs, key: apply(p, obs, key), EVAL_ENVS,
+          self.length)
+    s = self._compiled[agent](params, EVAL_KEY)
     return {"eval_return": s["return_mean"],
             "forward_velocity": s.get("forward_velocity_mean", float("nan")),
             "fall_rate": s["fall_rate"]}
@@ -100,7 +80,7 @@ class Evaluator:
 _EVALUATORS: dict[str, Evaluator] = {}
 
 
-def evaluator_for(resolved: configs.Resolved) -> Evaluator:
+def evaluator_for(resolved) -> Evaluator:
   """The env's :class:`Evaluator`, built once per process (its compiled
   evaluations are kept across seeds)."""
   if resolved.env_name not in _EVALUATORS:
@@ -135,20 +115,20 @@ class Clock:
 
 def run_ours(name: str, agent: str, seed: int, budget_s: float, evals: int,
              rows: list) -> None:
-  mod = {"shac": shac, "apg": apg}[agent]
-  resolved = configs.resolve(name, agent)
+  resolved = common.resolve(name, agent)
   config = resolved.agent_config
-  env = make_env(resolved, differentiable=True)
+  env = common.make_env(resolved, differentiable=True)
   evaluator = evaluator_for(resolved)
   base = {"env": name, "agent": agent, "seed": seed, "budget_s": budget_s,
           "compile_s": float("nan")}
   state = {"ts": None, "steps": 0}
 
   def evaluate(ts):
-    return lambda: evaluator.summary(agent, config, loop.policy_params(env, config, ts))
+    return lambda: evaluator.summary(agent, config,
+                                     common.policy_params(env, config, ts))
 
   clock = Clock(budget_s, evals)
-  clock.record(evaluate(mod.init(env, config, jax.random.PRNGKey(seed))), base, 0, rows)
+  clock.record(evaluate(common.init_state(agent, env, config, seed)), base, 0, rows)
   clock = Clock(budget_s, evals)
   clock.next_eval = clock.every
 
@@ -156,18 +136,14 @@ def run_ours(name: str, agent: str, seed: int, budget_s: float, evals: int,
     if "train/compile_s" in metrics:
       base["compile_s"] = round(float(metrics["train/compile_s"]), 1)
 
-  def checkpoint_fn(ts):
+  def stop(ts):  # after every update; True ends the run at the budget
     state["ts"] = ts
     state["steps"] = int(ts.iteration) * config.steps_per_update
     if clock.due():
       clock.record(evaluate(ts), base, state["steps"], rows)
-    if clock.wall() >= budget_s:
-      raise _TimeUp
+    return clock.wall() >= budget_s
 
-  try:
-    mod.train(env, config, jax.random.PRNGKey(seed), progress_fn,
-              checkpoint_fn=checkpoint_fn, checkpoint_every=1)
-  except _TimeUp:
+  if common.train_until(agent, env, config, seed, progress_fn, stop):
     return
   if rows[-1]["env_steps"] != state["steps"]:  # ended at num_timesteps
     clock.record(evaluate(state["ts"]), base, state["steps"], rows)
@@ -176,12 +152,12 @@ def run_ours(name: str, agent: str, seed: int, budget_s: float, evals: int,
 def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
             rows: list) -> None:
   from brax.training.agents.ppo import train as brax_ppo  # pylint: disable=import-outside-toplevel
-  resolved = configs.resolve(name, "ppo")
+  resolved = common.resolve(name, "ppo")
   config = resolved.agent_config
   evaluator = evaluator_for(resolved)
   base = {"env": name, "agent": "ppo", "seed": seed, "budget_s": budget_s,
           "compile_s": float("nan")}
-  kwargs = ppo.brax_kwargs(config, resolved.episode_length)
+  kwargs = common.ppo_kwargs(config, resolved.episode_length)
   epochs = 10_000
   kwargs.update(num_evals=epochs + 1, run_evals=False)
   clock = Clock(budget_s, evals)
@@ -195,12 +171,12 @@ def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
     if clock.due():
       clock.record(lambda: evaluator.summary("ppo", config, params), base, step, rows)
     if clock.wall() >= budget_s:
-      raise _TimeUp
+      raise common.StopTraining  # Brax's ppo.train has no stop hook
 
   try:
     brax_ppo.train(environment=evaluator.env, num_timesteps=epochs * epoch_steps,
                    seed=seed, policy_params_fn=policy_params_fn, **kwargs)
-  except _TimeUp:
+  except common.StopTraining:
     pass
 
 
@@ -210,10 +186,7 @@ def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
 
 
 def read_rows(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path, newline="") as f:
-    rows = list(csv.DictReader(f))
+  rows = common.read_csv(path)
   if rows and set(FIELDS) - set(rows[0]):
     return []  # an older format: replaced
   out = []
@@ -222,13 +195,6 @@ def read_rows(path: str) -> list[dict]:
                     int(r[k]) if k in ("seed", "env_steps") else float(r[k]))
                 for k in FIELDS})
   return out
-
-
-def write_rows(path: str, rows: list[dict]) -> None:
-  with open(path, "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows(rows)
 
 
 def _runs(rows, name, agent):
@@ -329,7 +295,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = common.parser(__doc__)
   parser.add_argument("--envs", nargs="+", default=["hopper", "half_cheetah"])
   parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -357,12 +323,11 @@ def main(argv: list[str] | None = None) -> None:
           run_ppo(name, seed, args.budget_s, args.evals, args.ppo_epoch_steps, rows)
         else:
           run_ours(name, agent, seed, args.budget_s, args.evals, rows)
-        write_rows(csv_path, kept + rows)  # after every run: nothing is lost
+        common.write_csv(csv_path, FIELDS, kept + rows)  # after every run: nothing is lost
   everything = kept + rows
   plot(everything, os.path.join(args.out, "agents_benchmark.png"))
   text = summarize(everything)
-  with open(os.path.join(args.out, "agents_benchmark.md"), "w") as f:
-    f.write(text)
+  common.write_text(os.path.join(args.out, "agents_benchmark.md"), text)
   print(text, flush=True)
 
 

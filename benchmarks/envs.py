@@ -1,8 +1,8 @@
 """Env steps per second for every task, both modes, forward and value_and_grad.
 
-    python benchmarks/envs.py [--batch 64] [--steps 16] [--names hopper ant]
+    python -m benchmarks.envs [--batch 64] [--steps 16] [--names hopper ant]
                               [--out table.md]
-    python benchmarks/envs.py --diff-settings   # how the diff_* settings were chosen
+    python -m benchmarks.envs --diff-settings   # how the diff_* settings were chosen
 
 For each task and mode it times, after compilation:
 
@@ -20,40 +20,20 @@ Compile times are reported too (they dominate short runs on CPU).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
-# `python benchmarks/envs.py` puts benchmarks/ first on sys.path, where this
-# file would shadow the `envs` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-import envs  # noqa: E402
-from envs import physics  # noqa: E402
+import envs
+from benchmarks import common
+from envs import physics
 
 LOCOMOTION = ["hopper", "half_cheetah", "ant", "humanoid"]
-
-
-def _time(fn, *args, repeats: int) -> tuple[float, float]:
-  """(compile+first-run seconds, median run seconds)."""
-  t = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  first = time.perf_counter() - t
-  runs = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    runs.append(time.perf_counter() - t)
-  return first, statistics.median(runs)
 
 
 def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int,
@@ -78,13 +58,13 @@ def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int,
 
   row = {"name": name, "mode": "differentiable" if differentiable else "default"}
   forward = jax.jit(rollout_return)
-  compile_s, run_s = _time(forward, actions, state, repeats=repeats)
+  compile_s, run_s = common.time_call(forward, actions, state, repeats=repeats)
   row["forward_sps"] = batch * steps / run_s
   row["forward_compile_s"] = compile_s
 
   try:
     vg = jax.jit(jax.value_and_grad(rollout_return))
-    compile_s, run_s = _time(vg, actions, state, repeats=repeats)
+    compile_s, run_s = common.time_call(vg, actions, state, repeats=repeats)
     value, grad = vg(actions, state)
     finite = bool(np.isfinite(np.asarray(grad)).all())
     row["grad_sps"] = batch * steps / run_s
@@ -206,17 +186,13 @@ def constraint_free(name: str) -> bool:
   return not physics.has_constraint_rows(envs.make(name).sys)
 
 
-def _fmt(x, spec="{:,.0f}"):
-  return "n/a" if x is None else spec.format(x)
-
-
 def table(rows: list[dict], batch: int, steps: int) -> str:
   lines = [
       f"Env steps/s, B={batch}, {steps}-step jitted scans, median of repeats, "
       f"after compilation. Machine: {platform.machine()} CPU, "
       f"{jax.device_count()} JAX device(s) ({jax.devices()[0].platform}), "
       f"jax {jax.__version__}. Load average when written: "
-      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine "
+      f"{common.load_average():.1f} on {os.cpu_count()} cores (a shared machine "
       f"inflates times).",
       "",
       "| task | mode | forward steps/s | value_and_grad steps/s | grad / forward | compile fwd / grad (s) |",
@@ -225,27 +201,27 @@ def table(rows: list[dict], batch: int, steps: int) -> str:
   for r in rows:
     ratio = (None if r.get("grad_sps") is None
              else r["forward_sps"] / r["grad_sps"])
-    grad = _fmt(r.get("grad_sps"))
+    grad = common.fmt(r.get("grad_sps"))
     if r.get("grad_sps") is None:
       grad = "n/a (while loop)"
     elif not r.get("grad_finite", True):
       grad += " (non-finite!)"
     lines.append(
-        f"| {r['name']} | {r['mode']} | {_fmt(r['forward_sps'])} | {grad} | "
-        f"{_fmt(ratio, '{:.1f}x slower')} | {r['forward_compile_s']:.0f} / "
-        f"{_fmt(r.get('grad_compile_s'), '{:.0f}')} |")
+        f"| {r['name']} | {r['mode']} | {common.fmt(r['forward_sps'])} | {grad} | "
+        f"{common.fmt(ratio, '{:.1f}x slower')} | {r['forward_compile_s']:.0f} / "
+        f"{common.fmt(r.get('grad_compile_s'), '{:.0f}')} |")
   return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.parser(__doc__)
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=16)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--names", nargs="*", default=None)
   parser.add_argument("--modes", nargs="*", default=["default", "differentiable"],
                       choices=["default", "differentiable"])
-  parser.add_argument("--out", default=None, help="write the markdown table here")
+  common.add_out(parser)
   parser.add_argument("--skip-identical", action="store_true",
                       help="measure constraint-free tasks in differentiable mode only")
   parser.add_argument("--diff-settings", action="store_true",
@@ -255,8 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     print(diff_settings_report())
     return
   names = args.names or envs.names()
-  for n in names:
-    envs.env_class(n)  # clear error on a typo before any compile
+  common.check_tasks(names)
   rows = []
   for name in names:
     for mode in args.modes:
@@ -266,9 +241,8 @@ def main(argv: list[str] | None = None) -> None:
       row = bench(name, mode == "differentiable", args.batch, args.steps, args.repeats)
       rows.append(row)
       print(row, flush=True)
-      if args.out:  # rewrite after every row so a cut-short run keeps its results
-        with open(args.out, "w") as f:
-          f.write(table(rows, args.batch, args.steps))
+      # rewrite after every row so a cut-short run keeps its results
+      common.write_text(args.out, table(rows, args.batch, args.steps))
   print(table(rows, args.batch, args.steps))
 
 

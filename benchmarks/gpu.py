@@ -1,8 +1,8 @@
 """GPU benchmark: env throughput, SHAC update rate, a timed hopper SHAC run, memory.
 
-    python benchmarks/gpu.py          # sized for about 8 minutes on a GPU
+    python -m benchmarks.gpu          # sized for about 8 minutes on a GPU
                                       # (not yet run on one)
-    python benchmarks/gpu.py --tiny   # tiny sizes and the cheapest env: checks
+    python -m benchmarks.gpu --tiny   # tiny sizes and the cheapest env: checks
                                       # the script on a CPU (100 s on the
                                       # loaded 2-core CPU, cold cache)
 
@@ -10,7 +10,7 @@ It prints a Markdown table (also written to ``--out`` if given):
 
 * **physics**: env steps/s of ``hopper`` and ``ant`` at B = 1024 and 4096,
   T = 32: default-mode forward, differentiable forward and differentiable
-  ``value_and_grad`` (``benchmarks/envs.py``'s ``bench``; compile times too).
+  ``value_and_grad`` (``benchmarks.envs.bench``; compile times too).
   Rows start while less than ``--physics-seconds`` have passed; the rest are
   printed as skipped (the persistent compilation cache makes a rerun faster).
 * **SHAC**: one ``agents.shac.train`` run on ``hopper`` with the preset of
@@ -28,9 +28,7 @@ It prints a Markdown table (also written to ``--out`` if given):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib.util
 import os
 import platform
 import shutil
@@ -43,28 +41,10 @@ import time
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as train.py
 
-# `python benchmarks/gpu.py` puts benchmarks/ first on sys.path, where
-# benchmarks/envs.py and benchmarks/agents.py would shadow the packages.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-_ROOT = os.path.dirname(_HERE)
-if _ROOT not in sys.path:
-  sys.path.insert(0, _ROOT)
-
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-import configs  # noqa: E402
-from trainlib import device  # noqa: E402
-
-
-def _load_bench_envs():
-  """benchmarks/envs.py as a module (its file name shadows the package)."""
-  spec = importlib.util.spec_from_file_location(
-      "_bench_envs", os.path.join(_HERE, "envs.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from benchmarks import common  # noqa: E402
+from benchmarks.envs import bench  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +159,6 @@ def physics_rows(sizes: Sizes, log=print) -> list[dict]:
   Rows are ordered by batch, then env, and start only while less than
   ``sizes.physics_seconds`` have passed; later ones get ``skipped=True``.
   """
-  bench = _load_bench_envs().bench
   t0 = time.perf_counter()
   rows = []
   for batch in sizes.batches:
@@ -208,10 +187,6 @@ def physics_rows(sizes: Sizes, log=print) -> list[dict]:
 # --------------------------------------------------------------------------
 
 
-class _TimeUp(Exception):
-  """Raised from checkpoint_fn to stop agents.shac.train at the deadline."""
-
-
 def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
   """Trains SHAC for ``sizes.shac_seconds`` after its first update, then
   evaluates the deterministic policy on the default-mode env.
@@ -222,16 +197,13 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
     train_return (last window), eval_return, forward_velocity (m/s, None for
     envs without a ``forward`` reward term), num_envs, horizon, backend.
   """
-  from agents import rollout, shac  # pylint: disable=import-outside-toplevel
-  from agents import loop, networks  # pylint: disable=import-outside-toplevel
-  from trainlib import evaluation  # pylint: disable=import-outside-toplevel
-  from trainlib.run import make_env  # pylint: disable=import-outside-toplevel
+  from agents import networks  # pylint: disable=import-outside-toplevel
 
-  resolved = configs.resolve(sizes.shac_env, "shac")
+  resolved = common.resolve(sizes.shac_env, "shac")
   config = dataclasses.replace(resolved.agent_config,
                                **dict(sizes.shac_overrides))
   resolved = dataclasses.replace(resolved, agent_config=config)
-  env = make_env(resolved, differentiable=True)
+  env = common.make_env(resolved, differentiable=True)
 
   clock: dict = {"start": None, "ts": None, "metrics": {}}
   windows: list[tuple[float, float]] = []
@@ -245,17 +217,12 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
     else:
       windows.append((metrics["train/update_s"], metrics["train/sps"]))
 
-  def checkpoint_fn(train_state):
+  def stop(train_state):  # after every update: the deadline
     clock["ts"] = train_state
-    if (clock["start"] is not None
-        and time.perf_counter() - clock["start"] >= sizes.shac_seconds):
-      raise _TimeUp
+    return (clock["start"] is not None
+            and time.perf_counter() - clock["start"] >= sizes.shac_seconds)
 
-  try:
-    shac.train(env, config, jax.random.PRNGKey(seed), progress_fn,
-               checkpoint_fn=checkpoint_fn, checkpoint_every=1)
-  except _TimeUp:
-    pass
+  common.train_until("shac", env, config, seed, progress_fn, stop)
   ts = jax.block_until_ready(clock["ts"])
   run_s = time.perf_counter() - clock["start"]
   updates = int(jax.device_get(ts.iteration))
@@ -263,14 +230,12 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
       f"first")
 
   # deterministic evaluation on the default-mode env, with the reward terms
-  eval_env = make_env(resolved)
-  policy = networks.make_policy(loop.policy_params(env, config, ts))
+  eval_env = common.make_env(resolved)
   length = sizes.eval_length or resolved.episode_length
-  record = evaluation.recorder(eval_env)
-  ev = jax.device_get(jax.jit(lambda k: rollout.evaluate(
-      eval_env, policy, k, sizes.eval_envs, length, record))(
-          jax.random.PRNGKey(seed + 1)))
-  summary = evaluation.summarize(ev, length, float(eval_env.dt))
+  evaluate = common.evaluator(eval_env, networks.make_policy, sizes.eval_envs,
+                              length)
+  summary = evaluate(common.policy_params(env, config, ts),
+                     jax.random.PRNGKey(seed + 1))
   velocity = summary.get("forward_velocity_mean")
   return {
       "env": sizes.shac_env, "backend": resolved.backend,
@@ -291,21 +256,15 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
 # --------------------------------------------------------------------------
 
 
-def _f(x, spec="{:,.0f}") -> str:
-  if x is None or (isinstance(x, float) and not np.isfinite(x)):
-    return "n/a"
-  return spec.format(x)
-
-
 def table(sizes: Sizes, physics: list[dict], shac_result: dict,
           smi_peak: float | None, wall_s: float) -> str:
   """The Markdown report."""
-  gpus = device.system_gpus()
+  gpus = common.system_gpus()
   lines = [
-      f"{device.backend_line(jax.devices())}; jax {jax.__version__}; "
+      f"{common.backend_line()}; jax {jax.__version__}; "
       f"nvidia-smi: {', '.join(gpus) if gpus else 'no GPU listed'}; host "
       f"{platform.machine()}, {os.cpu_count()} cores, load average "
-      f"{os.getloadavg()[0]:.1f} at the end; total {wall_s:.0f} s.",
+      f"{common.load_average():.1f} at the end; total {wall_s:.0f} s.",
       "",
       f"Physics: env steps/s, B envs x T={sizes.steps} steps, median of "
       f"{sizes.repeats} after compilation (benchmarks/envs.py bench).",
@@ -320,9 +279,9 @@ def table(sizes: Sizes, physics: list[dict], shac_result: dict,
       lines.append(f"| {r['env']} | {r['batch']} | skipped (time budget; "
                    f"rerun with a larger --physics-seconds) | | | |")
       continue
-    grad = _f(r["grad_sps"]) + ("" if r["grad_finite"] else " (non-finite!)")
-    lines.append(f"| {r['env']} | {r['batch']} | {_f(r['default_sps'])} | "
-                 f"{_f(r['diff_sps'])} | {grad} | {_f(r['compile_s'], '{:.0f}')}"
+    grad = common.fmt(r["grad_sps"]) + ("" if r["grad_finite"] else " (non-finite!)")
+    lines.append(f"| {r['env']} | {r['batch']} | {common.fmt(r['default_sps'])} | "
+                 f"{common.fmt(r['diff_sps'])} | {grad} | {common.fmt(r['compile_s'], '{:.0f}')}"
                  f" |")
   s = shac_result
   lines += [
@@ -337,10 +296,10 @@ def table(sizes: Sizes, physics: list[dict], shac_result: dict,
       "compile | train return (last window) | eval return | eval forward "
       "velocity m/s |",
       "|---:|---:|---:|---:|---:|---:|---:|---:|",
-      f"| {_f(s['compile_s'], '{:.1f}')} | {_f(s['updates_per_s'], '{:.2f}')}"
-      f" | {_f(s['env_sps'])} | {s['updates']} | {s['run_s']:.0f} | "
-      f"{_f(s['train_return'], '{:.1f}')} | {_f(s['eval_return'], '{:.1f}')} "
-      f"| {_f(s['forward_velocity'], '{:.2f}')} |",
+      f"| {common.fmt(s['compile_s'], '{:.1f}')} | {common.fmt(s['updates_per_s'], '{:.2f}')}"
+      f" | {common.fmt(s['env_sps'])} | {s['updates']} | {s['run_s']:.0f} | "
+      f"{common.fmt(s['train_return'], '{:.1f}')} | {common.fmt(s['eval_return'], '{:.1f}')} "
+      f"| {common.fmt(s['forward_velocity'], '{:.2f}')} |",
       "",
       "Memory: nvidia-smi memory.used peak (all GPUs): "
       + (f"{smi_peak:,.0f} MiB" if smi_peak is not None
@@ -353,7 +312,7 @@ def table(sizes: Sizes, physics: list[dict], shac_result: dict,
 
 
 def main(argv: list[str] | None = None) -> str:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = common.parser(__doc__)
   p.add_argument("--tiny", action="store_true",
                  help="tiny sizes and pendulum_swingup: a quick check on CPU")
   p.add_argument("--physics-envs", nargs="+", default=None)
@@ -361,7 +320,7 @@ def main(argv: list[str] | None = None) -> str:
   p.add_argument("--physics-seconds", type=float, default=None)
   p.add_argument("--shac-env", default=None)
   p.add_argument("--shac-seconds", type=float, default=None)
-  p.add_argument("--out", default=None, help="also write the table here")
+  common.add_out(p, help="also write the table here")
   args = p.parse_args(argv)
   sizes = TINY if args.tiny else Sizes()
   for field, value in (("physics_envs", args.physics_envs),
@@ -373,23 +332,20 @@ def main(argv: list[str] | None = None) -> str:
       sizes = dataclasses.replace(
           sizes, **{field: tuple(value) if isinstance(value, list) else value})
   for name in (*sizes.physics_envs, sizes.shac_env):
-    configs.check_env_name(name)  # a typo fails before any compile
+    common.check_env_name(name)  # a typo fails before any compile
 
   t0 = time.perf_counter()
-  print(f"# {device.backend_line(jax.devices())}", flush=True)
+  print(f"# {common.backend_line()}", flush=True)
   with GpuMemory() as memory:
     physics = physics_rows(sizes, log=lambda s: print(s, flush=True))
     shac_result = shac_run(sizes, log=lambda s: print(s, flush=True))
   report = table(sizes, physics, shac_result, memory.peak_mib,
                  time.perf_counter() - t0)
   print(report, flush=True)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write(report)
+  common.write_text(args.out, report)
   return report
 
 
 if __name__ == "__main__":
-  from trainlib import cache  # pylint: disable=import-outside-toplevel
-  cache.enable_compilation_cache()
+  common.enable_cache()
   main(sys.argv[1:])

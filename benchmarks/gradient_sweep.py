@@ -1,9 +1,9 @@
 """NaN sweep: float32 gradients of the physics state through differentiable mode.
 
-    python benchmarks/gradient_sweep.py [--tasks hopper ant] [--horizon 32]
+    python -m benchmarks.gradient_sweep [--tasks hopper ant] [--horizon 32]
                                         [--states 16] [--out table.md]
-    python benchmarks/gradient_sweep.py --playground [CheetahRun WalkerWalk ...]
-    python benchmarks/gradient_sweep.py --no-playground
+    python -m benchmarks.gradient_sweep --playground [CheetahRun WalkerWalk ...]
+    python -m benchmarks.gradient_sweep --no-playground
 
 What is swept:
 
@@ -46,26 +46,20 @@ finite there.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-# `python benchmarks/gradient_sweep.py` puts benchmarks/ first on sys.path,
-# where benchmarks/envs.py would shadow the `envs` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-import envs  # noqa: E402
-from envs import physics  # noqa: E402
+import envs
+from benchmarks import common
+from envs import physics
 
 N_PROJECTIONS = 2
 
@@ -307,7 +301,7 @@ def table(rows: list[dict], horizon: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.parser(__doc__)
   parser.add_argument("--tasks", nargs="*", default=None,
                       help="project tasks (default: all; pass none to skip them)")
   parser.add_argument("--playground", nargs="*", default=None,
@@ -316,11 +310,10 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--no-playground", action="store_true")
   parser.add_argument("--horizon", type=int, default=32)
   parser.add_argument("--states", type=int, default=16)
-  parser.add_argument("--out", default=None)
+  common.add_out(parser)
   args = parser.parse_args(argv)
   names = envs.names() if args.tasks is None else args.tasks
-  for n in names:
-    envs.env_class(n)
+  common.check_tasks(names)
   pg_all = playground_names()
   pg = [] if args.no_playground else (args.playground or pg_all or [])
   if pg and pg_all is None:
@@ -335,9 +328,7 @@ def main(argv: list[str] | None = None) -> None:
 
   def add(new):
     rows.extend(new)
-    if args.out:
-      with open(args.out, "w") as fh:
-        fh.write(table(rows, args.horizon))
+    common.write_text(args.out, table(rows, args.horizon))
 
   for name in names:
     add(sweep(project_target(name), args.states, args.horizon))

@@ -1,10 +1,10 @@
 """Gradient fidelity of differentiable mode: AD against finite differences.
 
-    python benchmarks/gradients.py --throughput --tasks ant --settings 3/2 6/3
-    python benchmarks/gradients.py --quality [--tasks hopper half_cheetah ant]
+    python -m benchmarks.gradients --throughput --tasks ant --settings 3/2 6/3
+    python -m benchmarks.gradients --quality [--tasks hopper half_cheetah ant]
         [--horizons 8 16 32 64] [--states 16] [--directions 12]
         [--contact-distances 0 0.02] [--out table.md]
-    python benchmarks/gradients.py --fidelity [--tasks half_cheetah ant]
+    python -m benchmarks.gradients --fidelity [--tasks half_cheetah ant]
         [--iterations 8 --ls-iterations 4 | --settings 4/2 6/3 8/4] [--horizon 32] [--directions 12]
         [--reset-seeds 2] [--ad grad|jvp] [--out table.md]
 
@@ -53,7 +53,7 @@ return, not a sample estimate. No direction is left out here.
 
 ``--throughput`` times what a setting costs: float32 forward and
 ``value_and_grad`` env steps/s of a ``--steps``-step rollout of ``--batch``
-envs (as ``benchmarks/envs.py`` does, with the settings overridden).
+envs (as ``benchmarks.envs`` does, with the settings overridden).
 
 The implicit-function derivative that differentiable mode attaches to the
 constraint solve is the derivative of the *converged* solve; when the fixed
@@ -63,24 +63,19 @@ simulation being run, and this benchmark shows it.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 import sys
 import time
 
-# `python benchmarks/gradients.py` puts benchmarks/ first on sys.path, where
-# benchmarks/envs.py would shadow the `envs` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-import envs  # noqa: E402
-from envs import physics  # noqa: E402
+import envs
+from benchmarks import common
+from benchmarks.envs import bench
+from envs import physics
 
 COSINE_MIN = 0.999
 REL_ERR_MAX = 1e-3
@@ -301,9 +296,7 @@ def _fidelity_one(name, iterations, ls_iterations, horizon, n_directions,
     print(f"# {name} {label}: {time.perf_counter() - t:.0f} s (incl. compile)",
           file=sys.stderr, flush=True)
     print(_row_line(row), flush=True)
-    if out:
-      with open(out, "w") as fh:
-        fh.write(table(previous + rows, horizon, n_directions, eps, ad))
+    common.write_text(out, table(previous + rows, horizon, n_directions, eps, ad))
   return rows
 
 
@@ -345,28 +338,19 @@ def _diff_env(name: str, iterations: int | None, ls_iterations: int | None):
   return envs.make(name, differentiable=True, **overrides)
 
 
-def _load_bench_envs():
-  """benchmarks/envs.py as a module (its file name shadows the package)."""
-  spec = importlib.util.spec_from_file_location(
-      "_bench_envs", os.path.join(_HERE, "envs.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def throughput(name: str, iterations: int | None, ls_iterations: int | None,
                batch: int, steps: int, repeats: int) -> dict:
   """Env steps/s of the forward rollout and of ``value_and_grad`` of its
   summed return w.r.t. the ``[steps, batch, nu]`` actions (median of
-  ``repeats`` runs after compilation): ``benchmarks/envs.py``'s ``bench`` on
+  ``repeats`` runs after compilation): ``benchmarks.envs.bench`` on
   the env with this solver budget.
   """
   env = _diff_env(name, iterations, ls_iterations)
   row = {"task": name, "setting": f"{env.config.diff_iterations} / "
                                   f"{env.config.diff_ls_iterations}",
-         "load_before": os.getloadavg()[0]}
-  row.update(_load_bench_envs().bench(name, True, batch, steps, repeats, env=env))
-  row["load_after"] = os.getloadavg()[0]
+         "load_before": common.load_average()}
+  row.update(bench(name, True, batch, steps, repeats, env=env))
+  row["load_after"] = common.load_average()
   return row
 
 
@@ -503,7 +487,7 @@ def quality_table(rows: list[dict], n_states: int, n_directions: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = common.parser(__doc__)
   parser.add_argument("--fidelity", action="store_true",
                       help="run the AD-vs-FD fidelity table (float64)")
   parser.add_argument("--throughput", action="store_true",
@@ -538,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--ad", choices=["grad", "jvp"], default="grad",
                       help="reverse mode (what training uses) or forward mode "
                            "(same derivative rule, one program for AD and FD)")
-  parser.add_argument("--out", default=None, help="write the markdown table here")
+  common.add_out(parser)
   parser.add_argument("--verbose", action="store_true",
                       help="print every direction's AD and FD numbers to stderr")
   args = parser.parse_args(argv)
@@ -548,17 +532,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.error("pass one of --fidelity, --throughput or --quality")
   names = args.tasks or (["hopper", "half_cheetah", "ant"] if args.quality
                          else envs.names())
-  for n in names:
-    envs.env_class(n)  # clear error on a typo before any compile
+  common.check_tasks(names)
   if args.quality:
     jax.config.update("jax_enable_x64", True)
     rows = []
     for name in names:
       rows += quality_task(name, args.horizons, args.states, args.directions,
                            args.contact_distances)
-      if args.out:
-        with open(args.out, "w") as fh:
-          fh.write(quality_table(rows, args.states, args.directions))
+      common.write_text(args.out, quality_table(rows, args.states, args.directions))
     print()
     print(quality_table(rows, args.states, args.directions))
     return
@@ -571,9 +552,7 @@ def main(argv: list[str] | None = None) -> None:
       for it, ls in settings:
         rows.append(throughput(name, it, ls, args.batch, args.steps, args.repeats))
         print(rows[-1], flush=True)
-        if args.out:
-          with open(args.out, "w") as fh:
-            fh.write(throughput_table(rows, args.batch, args.steps))
+        common.write_text(args.out, throughput_table(rows, args.batch, args.steps))
     print(throughput_table(rows, args.batch, args.steps))
     return
   jax.config.update("jax_enable_x64", True)  # before any model or array is built

@@ -22,16 +22,15 @@ loads it).
 
 Usage::
 
-    python benchmarks/physics.py                 # B=64, T=32, all models
-    python benchmarks/physics.py --models brax_hopper --batch 64 --horizon 32
-    python benchmarks/physics.py --c-only        # just the C MuJoCo table
+    python -m benchmarks.physics                 # B=64, T=32, all models
+    python -m benchmarks.physics --models brax_hopper --batch 64 --horizon 32
+    python -m benchmarks.physics --c-only        # just the C MuJoCo table
 
 Run it on an otherwise idle machine; it prints a Markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import os
 import platform
@@ -39,20 +38,14 @@ import statistics
 import time
 from pathlib import Path
 
-import sys
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from mujoco import mjx
 
-# `python benchmarks/physics.py` puts benchmarks/ first on sys.path, where
-# benchmarks/envs.py would shadow the envs package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from mujoco import mjx  # noqa: E402
-
-from envs import physics  # noqa: E402
+from benchmarks import common
+from envs import physics
 
 ASSETS = Path(physics.__file__).parent / "assets" / "physics"
 MODELS = ("chain", "hopper_like", "ant_like", "brax_hopper")
@@ -115,17 +108,6 @@ def bench_c_mujoco(name: str, batch: int, horizon: int, repeats: int,
   return out
 
 
-def _time(fn, *args, repeats: int) -> float:
-  """Median wall-clock seconds of ``fn(*args)`` after one warm-up call."""
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
-
 def _rollout_loss(model, data0, ctrl):
   """Sum of squared positions and velocities over a rollout. ctrl: [T, nu]."""
 
@@ -169,9 +151,10 @@ def bench_model(name: str, batch: int, horizon: int, iterations: int,
     peak_bytes = (mem.argument_size_in_bytes + mem.output_size_in_bytes
                   + mem.temp_size_in_bytes)
 
-  t_def = _time(fwd_default, data0, ctrl, repeats=repeats)
-  t_diff = _time(fwd_diff, data0, ctrl, repeats=repeats)
-  t_vg = _time(vg_diff, data0, ctrl, repeats=repeats)
+  # median seconds after one warm-up call
+  _, t_def = common.time_call(fwd_default, data0, ctrl, repeats=repeats)
+  _, t_diff = common.time_call(fwd_diff, data0, ctrl, repeats=repeats)
+  _, t_vg = common.time_call(vg_diff, data0, ctrl, repeats=repeats)
 
   # sanity: both modes simulate the same physics (same iteration cap here only
   # when ls settings agree, so report the gap rather than assert it)
@@ -192,7 +175,7 @@ def bench_model(name: str, batch: int, horizon: int, iterations: int,
 
 
 def main() -> None:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = common.parser(__doc__)
   p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--horizon", type=int, default=32)

@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py runs end to end on a CPU in --tiny mode.
+"""benchmarks.gpu runs end to end on a CPU in --tiny mode.
 
 The tiny mode uses pendulum_swingup (the cheapest env to compile), B=2, T=2
 and a 2-second SHAC run, so the numbers mean nothing; the test checks that
@@ -8,25 +8,16 @@ the end-to-end run and faked to answer for the memory poller.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-  spec = importlib.util.spec_from_file_location("_bench_gpu",
-                                                ROOT / "benchmarks" / "gpu.py")
-  module = importlib.util.module_from_spec(spec)
-  sys.modules[spec.name] = module  # its dataclasses look their module up
-  spec.loader.exec_module(module)
-  return module
+  from benchmarks import gpu  # pylint: disable=import-outside-toplevel
+  return gpu
 
 
 def test_memory_poller_keeps_the_peak_over_gpus(gpu_bench, monkeypatch):
@@ -54,7 +45,7 @@ def test_memory_poller_without_nvidia_smi(gpu_bench, monkeypatch):
 @pytest.mark.slow  # ~2 min on the loaded 2-core CPU with a cold cache
 def test_tiny_mode_prints_every_section(gpu_bench, monkeypatch, capsys):
   monkeypatch.setattr(gpu_bench, "which_nvidia_smi", lambda: None)
-  monkeypatch.setattr(gpu_bench.device, "system_gpus", lambda: [])
+  monkeypatch.setattr(gpu_bench.common, "system_gpus", lambda: [])
   report = gpu_bench.main(["--tiny"])
   assert report in capsys.readouterr().out
   assert report.startswith("JAX backend: cpu")

@@ -1,5 +1,5 @@
 """The learning tests' runs, shared by tests/agents/test_agents_learning.py and
-benchmarks/learning_spread.py (which measures their spread over seeds and CPU
+tests/agents/learning_spread.py (which measures their spread over seeds and CPU
 instruction sets, from which the tests' thresholds are set).
 
 A run of ``episodes`` 1000-step episodes per env takes ``updates(episodes) =

@@ -9,7 +9,7 @@ return of the 64 envs' 10th episode (stochastic training policy).
 XLA:CPU compiles for the CPU's instruction set and training amplifies the
 rounding differences, so the same seed scores differently on different
 machines. The thresholds are therefore set from the spread measured by
-``benchmarks/learning_spread.py`` over seeds 0-4 under three instruction-set
+``tests/agents/learning_spread.py`` over seeds 0-4 under three instruction-set
 settings (native AVX-512, ``--xla_cpu_max_isa=AVX2`` and ``SSE4_2``) on the
 project's 2-core AMD EPYC, at about half the worst result and well above a
 random policy. The measured spread is recorded next to each threshold and in
@@ -78,7 +78,7 @@ def test_apg_learns_cartpole_swingup(env):
 #   native (AVX-512)  64.3->255.1  84.9->207.8  65.4->247.2  66.2->251.0  102.9->252.2
 #   AVX2              64.3->254.4  84.9->172.7  65.4->247.1  66.2->247.6  102.9->251.7
 # A uniformly random policy scores 70.3-75.2 (32 episodes of up to 100 steps,
-# seeds 0-4). `python benchmarks/learning_spread.py --locomotion` (and with
+# seeds 0-4). `python -m tests.agents.learning_spread --locomotion` (and with
 # XLA_FLAGS=--xla_cpu_max_isa=AVX2), 28 Nov 2026. With the test session's
 # --xla_cpu_use_fusion_emitters=false the first windows are the same and the
 # last windows are native 255.2 223.7 250.4 250.8 253.0, AVX2 255.7 232.9

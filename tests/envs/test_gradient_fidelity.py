@@ -5,7 +5,7 @@ solve (implicit function theorem). If a task's fixed iteration budget stops
 short of convergence at resting contact, AD stops describing the simulation
 the env runs. This test rolls the task out from a resting state in float64
 and compares forward-mode AD with central finite differences of the same
-forward along a few random directions. ``benchmarks/gradients.py
+forward along a few random directions. ``python -m benchmarks.gradients
 --fidelity`` runs the full check (every task, 32 steps, more states).
 
 Half-cheetah is the case: at its earlier setting (4 solver / 2 line-search
@@ -95,4 +95,4 @@ def test_default_settings_give_exact_gradients_at_resting_contact(x64):
   assert cosine >= 0.999 and rel_err <= 1e-3, (
       f"{TASK}: AD vs FD cosine {cosine:.6f}, relative error {rel_err:.2e} at "
       f"its default differentiable settings; raise diff_iterations / "
-      f"diff_ls_iterations (benchmarks/gradients.py --fidelity finds them).")
+      f"diff_ls_iterations (python -m benchmarks.gradients --fidelity finds them).")

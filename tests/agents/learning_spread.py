@@ -8,11 +8,12 @@ tuned on. This script runs the exact runs of tests/agents/test_agents_learning.p
 several seeds and prints one line per run, plus the return of a uniformly
 random policy on the same env for each seed. Run it once per instruction-set
 setting and set each test's threshold with a clear margin below the worst
-result:
+result. Run it from the repository root as a module (pytest does not collect
+it: its name does not start with ``test_``):
 
-  python benchmarks/learning_spread.py --seeds 0 1 2 3 4
-  XLA_FLAGS=--xla_cpu_max_isa=AVX2 python benchmarks/learning_spread.py --seeds 0 1 2 3 4
-  XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 python benchmarks/learning_spread.py --seeds 0 1 2 3 4
+  python -m tests.agents.learning_spread --seeds 0 1 2 3 4
+  XLA_FLAGS=--xla_cpu_max_isa=AVX2 python -m tests.agents.learning_spread --seeds 0 1 2 3 4
+  XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 python -m tests.agents.learning_spread --seeds 0 1 2 3 4
 
 Output: CSV rows ``isa,agent,episodes,seed,first,final,skipped,wall_s`` (``--csv`` appends
 them to a file as well). Returns do not depend on machine load; only the wall
@@ -24,20 +25,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-# `python benchmarks/x.py` puts benchmarks/ first on sys.path, where
-# benchmarks/envs.py and benchmarks/agents.py would shadow the packages.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, _ROOT)
-sys.path.insert(0, os.path.join(_ROOT, "tests", "agents"))
+import jax
 
-import jax  # pylint: disable=wrong-import-position
-
-import learning_configs as lc  # pylint: disable=wrong-import-position
+from tests.agents import learning_configs as lc
 
 
 def _isa() -> str:
