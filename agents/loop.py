@@ -13,7 +13,7 @@ Scale-out: the env batch axis is sharded over ``jax.devices()`` with a 1-D
 ``jax.sharding.Mesh`` (axis ``"batch"``); the train state is replicated. jit
 then partitions the rollout per device and inserts the cross-device mean of
 the loss (hence of the gradients) itself. The same code runs multi-process
-(``jax.distributed``, see trainlib/distributed.py): every process computes
+(``jax.distributed``, see trainlib/startup.py): every process computes
 the same initial train state and reset keys, ``jax.device_put`` turns these
 identical host values into global arrays, and each process only holds its
 own devices' part of the env batch.
@@ -173,7 +173,7 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
         checkpoint_every: int, cache_key: Any = None,
         evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
         evaluate_every: int = 0,
-        should_stop: Callable[[], bool] | None = None
+        should_stop: Callable[[Any], bool] | None = None
         ) -> tuple[Any, dict[str, float]]:
   """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
 
@@ -204,8 +204,8 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       logged metrics every ``evaluate_every`` updates (rounded up to a
       logging window) and after the last update.
     evaluate_every: see ``evaluate_fn``; 0 = never.
-    should_stop: asked after every update; True ends the run there (logged,
-      evaluated and checkpointed as a last update is).
+    should_stop: ``should_stop(train_state)`` after every update; True ends
+      the run there (logged, evaluated and checkpointed as a last update is).
 
   Returns:
     ``(train_state, metrics)`` with the last logged metrics.
@@ -251,7 +251,7 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       carry = carry.replace(reset_state=reset_fn(jax.random.fold_in(key, it)))
     train_state, carry, m = compiled(train_state, carry)
     window.append(m)
-    if should_stop is not None and should_stop():
+    if should_stop is not None and should_stop(train_state):
       end = it + 1
     if first or (it + 1) % max(log_every, 1) == 0 or it + 1 == end:
       metrics = _aggregate(window, last_return)
@@ -302,7 +302,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           checkpoint_every: int = 0, initial_state: Any | None = None,
           evaluate_fn: Callable[[networks.PolicyParams], dict[str, float]] | None = None,
           evaluate_every: int = 0,
-          should_stop: Callable[[], bool] | None = None,
+          should_stop: Callable[[Any], bool] | None = None,
           ) -> tuple[networks.PolicyParams, dict[str, float]]:
   """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
 
@@ -333,8 +333,8 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
       deterministic evaluation, see :func:`make_evaluator`), run every
       ``evaluate_every`` updates and at the end, logged with the metrics.
     evaluate_every: see ``evaluate_fn``; 0 = never.
-    should_stop: asked after every update; True ends training there (a
-      time budget, for example).
+    should_stop: ``should_stop(train_state)`` after every update; True ends
+      training there (a time budget, for example).
 
   Returns:
     ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
@@ -464,7 +464,8 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
                       checkpoint_every=context.checkpoint_every,
                       initial_state=initial_state, evaluate_fn=evaluate_fn,
                       evaluate_every=context.eval_every,
-                      should_stop=context.should_stop)
+                      should_stop=(None if context.should_stop is None else
+                                   lambda _: context.should_stop()))
   finally:
     ckpts.close()
   if jax.process_index() == 0:

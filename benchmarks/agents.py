@@ -12,7 +12,7 @@ PPO gets ``num_timesteps`` far past the budget and a constant learning rate.
 Every agent is evaluated the same way, in this process, at the start and about
 ``--evals`` times over the budget: the deterministic policy on the default-mode
 env, ``EVAL_ENVS`` episodes of the preset's episode length from fixed initial
-states, via ``agents.rollout.evaluate`` and ``trainlib.evaluation.summarize``
+states, via ``agents.rollout.evaluate`` and ``trainlib.run.summarize``
 (``benchmarks.common.evaluator``; return, forward velocity, fall rate: the
 numbers of train.py's eval.json).
 
@@ -60,7 +60,7 @@ class Evaluator:
 
   def __init__(self, resolved):
     self.env = common.make_env(resolved)
-    self.length = resolved.episode_length
+    self.length = common.episode_length(self.env, resolved.agent_config)
     self._compiled = {}
 
   def summary(self, agent: str, config, params) -> dict[str, float]:
@@ -157,7 +157,7 @@ def run_ppo(name: str, seed: int, budget_s: float, evals: int, epoch_steps: int,
   evaluator = evaluator_for(resolved)
   base = {"env": name, "agent": "ppo", "seed": seed, "budget_s": budget_s,
           "compile_s": float("nan")}
-  kwargs = common.ppo_kwargs(config, resolved.episode_length)
+  kwargs = common.ppo_kwargs(config, evaluator.length)
   epochs = 10_000
   kwargs.update(num_evals=epochs + 1, run_evals=False)
   clock = Clock(budget_s, evals)

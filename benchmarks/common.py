@@ -100,8 +100,8 @@ def write_csv(path: str, fields: Sequence[str], rows: list[dict]) -> None:
 
 def enable_cache() -> None:
   """train.py's persistent compilation cache."""
-  from trainlib import cache  # pylint: disable=import-outside-toplevel
-  cache.enable_compilation_cache()
+  from trainlib import startup  # pylint: disable=import-outside-toplevel
+  startup.enable_compilation_cache()
 
 
 def check_env_name(name: str) -> None:
@@ -112,24 +112,33 @@ def check_env_name(name: str) -> None:
 def resolve(env_name: str, agent: str):
   """The env's preset for ``agent`` (``configs/<env>.yaml``), as train.py."""
   import configs  # pylint: disable=import-outside-toplevel
-  return configs.resolve(env_name, agent)
+  from trainlib import startup  # pylint: disable=import-outside-toplevel
+  return configs.resolve(env_name, agent,
+                         backend=startup.preset_backend(jax.default_backend()))
 
 
 def make_env(resolved, differentiable: bool = False):
-  from trainlib.run import make_env as _make_env  # pylint: disable=import-outside-toplevel
-  return _make_env(resolved, differentiable=differentiable)
+  """The preset's env (its ``env_config``), as train.py builds it."""
+  import envs  # pylint: disable=import-outside-toplevel
+  return envs.make(resolved.env_name, differentiable, config=resolved.env_config)
+
+
+def episode_length(env, config) -> int:
+  """The episode length a run of ``config`` on ``env`` uses (as train.py)."""
+  from agents import loop  # pylint: disable=import-outside-toplevel
+  return loop.resolve_episode_length(env, getattr(config, "episode_length", None))
 
 
 def backend_line() -> str:
   """One line naming JAX's backend and devices."""
-  from trainlib import device  # pylint: disable=import-outside-toplevel
-  return device.backend_line(jax.devices())
+  from trainlib import startup  # pylint: disable=import-outside-toplevel
+  return startup.backend_line(jax.devices())
 
 
 def system_gpus() -> list[str]:
   """GPUs the operating system lists (``nvidia-smi -L``)."""
-  from trainlib import device  # pylint: disable=import-outside-toplevel
-  return device.system_gpus()
+  from trainlib import startup  # pylint: disable=import-outside-toplevel
+  return startup.system_gpus()
 
 
 def evaluator(env, make_policy: Callable, episodes: int,
@@ -137,9 +146,9 @@ def evaluator(env, make_policy: Callable, episodes: int,
   """``(params, key) -> summary``: the deterministic policy
   ``make_policy(params)`` over ``episodes`` episodes of ``length`` steps
   (``agents.rollout.evaluate``, jitted once), summarized as train.py's
-  eval.json (``trainlib.evaluation.summarize``)."""
+  eval.json (``trainlib.run.summarize``)."""
   from agents import rollout  # pylint: disable=import-outside-toplevel
-  from trainlib import evaluation  # pylint: disable=import-outside-toplevel
+  from trainlib import run as evaluation  # pylint: disable=import-outside-toplevel
   record = evaluation.recorder(env)
   run = jax.jit(lambda p, k: rollout.evaluate(env, make_policy(p), k, episodes,
                                               length, record))
@@ -176,7 +185,8 @@ def ppo_kwargs(config, episode_length: int) -> dict[str, Any]:
 
 
 class StopTraining(Exception):
-  """Raised from a training callback to end a run early."""
+  """Raised from Brax PPO's ``policy_params_fn`` to end a run early (Brax
+  has no stop hook; agents.ppo does the same behind ``should_stop``)."""
 
 
 def train_until(agent: str, env, config, seed: int, progress_fn: Callable,
@@ -185,18 +195,16 @@ def train_until(agent: str, env, config, seed: int, progress_fn: Callable,
   whether to end the run there. Returns True when ``stop`` ended it, False
   when the preset's ``num_timesteps`` did."""
 
-  def checkpoint_fn(train_state):
-    if stop(train_state):
-      # TODO(lead): should_stop -- pass `should_stop` to agents.loop.train
-      # instead of raising from checkpoint_fn.
-      raise StopTraining
+  stopped = []
 
-  try:
-    _module(agent).train(env, config, jax.random.PRNGKey(seed), progress_fn,
-                         checkpoint_fn=checkpoint_fn, checkpoint_every=1)
-  except StopTraining:
-    return True
-  return False
+  def should_stop(train_state) -> bool:
+    if stop(train_state):
+      stopped.append(True)
+    return bool(stopped)
+
+  _module(agent).train(env, config, jax.random.PRNGKey(seed), progress_fn,
+                       should_stop=should_stop)
+  return bool(stopped)
 
 
 def _module(agent: str):

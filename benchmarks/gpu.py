@@ -231,7 +231,7 @@ def shac_run(sizes: Sizes, seed: int = 0, log=print) -> dict:
 
   # deterministic evaluation on the default-mode env, with the reward terms
   eval_env = common.make_env(resolved)
-  length = sizes.eval_length or resolved.episode_length
+  length = sizes.eval_length or common.episode_length(eval_env, config)
   evaluate = common.evaluator(eval_env, networks.make_policy, sizes.eval_envs,
                               length)
   summary = evaluate(common.policy_params(env, config, ts),

@@ -43,7 +43,7 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
               log: Callable[[str], None] = print) -> dict[str, Any]:
   """Trains, saves the final policy, plots, then evaluates and renders.
 
-  In a multi-process run (``trainlib.distributed``) every process calls this
+  In a multi-process run (``trainlib.startup``) every process calls this
   with the same arguments; all train and checkpoint together, then leave the
   run, and process 0 alone writes the other files and evaluates (the others
   return only the training summary).
