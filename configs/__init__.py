@@ -50,7 +50,8 @@ from configs.schema import (BACKENDS, ConfigError, LaunchError, RenderConfig,
 __all__ = ["BACKENDS", "ConfigError", "LaunchError", "RenderConfig", "Resolved",
            "RunConfig",
            "agent_names", "as_data", "check_agent", "check_env_name", "from_mapping",
-           "load_preset_data", "preset_path", "resolve", "resolve_data",
+           "load_preset_data", "preset_path", "read_yaml", "resolve",
+           "resolve_data",
            "to_dict", "unknown_name"]
 
 PRESET_DIR = Path(__file__).resolve().parent
@@ -261,6 +262,29 @@ def preset_path(env_name: str) -> Path:
   return PRESET_DIR / f"{env_name}.yaml"
 
 
+def read_yaml(path: Path, missing: str, fix: str) -> dict[str, Any]:
+  """The mapping in the YAML file ``path``.
+
+  Raises:
+    ConfigError: ``missing`` when there is no such file; a message naming
+      the file and ``fix`` when it cannot be read, is not YAML or holds no
+      mapping.
+  """
+  path = Path(path)
+  if not path.exists():
+    raise ConfigError(missing)
+  try:
+    data = yaml.safe_load(path.read_text()) or {}
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]}); "
+                      f"{fix}") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{path}: cannot be read ({e}); {fix}") from None
+  if not isinstance(data, dict):
+    raise ConfigError(f"{path}: expected a mapping at the top level; {fix}")
+  return data
+
+
 def load_preset_data(env_name: str, path: Path | None = None) -> dict[str, Any]:
   """The parsed YAML of ``configs/<env_name>.yaml`` (or ``path``).
 
@@ -268,16 +292,9 @@ def load_preset_data(env_name: str, path: Path | None = None) -> dict[str, Any]:
     ConfigError: missing file or invalid YAML.
   """
   path = Path(path) if path is not None else preset_path(env_name)
-  if not path.exists():
-    raise ConfigError(f"No preset for env {env_name!r}: {path} does not "
-                      f"exist. Add it (see docs/training.md).")
-  try:
-    data = yaml.safe_load(path.read_text()) or {}
-  except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: invalid YAML: {e}") from e
-  if not isinstance(data, dict):
-    raise ConfigError(f"{path}: expected a mapping at the top level")
-  return data
+  return read_yaml(path, f"No preset for env {env_name!r}: {path} does not "
+                         f"exist. Add it (see docs/training.md).",
+                   "fix the preset")
 
 
 def _split_agent_section(agent: str, section: Mapping[str, Any], where: str,

@@ -119,21 +119,13 @@ def read_config(path: Path) -> Resolved:
       entries.
   """
   path = Path(path)
-  if not path.exists():
-    raise ConfigError(f"{path} does not exist: is {path.parent} a run "
-                      f"directory written by train.py?")
-  try:
-    data = yaml.safe_load(path.read_text()) or {}
-  except yaml.YAMLError as e:
-    raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]}); the "
-                      f"run directory's config is damaged: restore it or "
-                      f"start a new run") from None
-  except (OSError, UnicodeDecodeError) as e:
-    raise ConfigError(f"{path}: cannot be read ({e}); restore it or start "
-                      f"a new run") from None
-  if not isinstance(data, dict) or "env_name" not in data:
+  fix = "restore it or start a new run"
+  data = configs.read_yaml(
+      path, f"{path} does not exist: is {path.parent} a run directory written "
+            f"by train.py?", f"the run directory's config is damaged: {fix}")
+  if "env_name" not in data:
     raise ConfigError(f"{path} is not a config.yaml written by train.py "
-                      f"(no env_name); restore it or start a new run")
+                      f"(no env_name); {fix}")
   if "run" in data:
     raise ConfigError(f"{path} was written by an older version of train.py "
                       f"(its 'run' section); start a new run")
