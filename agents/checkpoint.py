@@ -100,6 +100,27 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _quiet_closed_loop_callbacks() -> None:
+  """When orbax fails to read a damaged step, its other pending reads
+  complete later on the event loop it has closed; each reports
+  ``RuntimeError: Event loop is closed`` as an unraisable exception (a
+  traceback on stderr). The read failure itself is reported once (by
+  :meth:`StateCheckpoints.restore`); this hook drops those follow-ups."""
+  import sys  # pylint: disable=import-outside-toplevel
+  hook = sys.unraisablehook
+  if getattr(hook, "_drops_closed_loop", False):
+    return
+
+  def unraisablehook(info):
+    if (info.exc_type is RuntimeError
+        and str(info.exc_value) == "Event loop is closed"):
+      return
+    hook(info)
+
+  unraisablehook._drops_closed_loop = True  # type: ignore[attr-defined]
+  sys.unraisablehook = unraisablehook
+
+
 def _policy_from_tree(tree: dict) -> PolicyParams:
   s = tree["spec"]
   hidden = s["hidden_sizes"]
@@ -189,6 +210,7 @@ class StateCheckpoints:
     """
     skipped = []
     damaged = []
+    _quiet_closed_loop_callbacks()
     for step in sorted(self.mngr.all_steps(), reverse=True):
       try:
         state = self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
