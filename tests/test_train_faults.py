@@ -127,6 +127,11 @@ def _steps(run_dir: Path) -> list[int]:
 def test_portable_run_resumes_and_evaluates_with_the_cap(portable_run, tmp_path,
                                                           jax_cache_dir):
   d = _copy(portable_run, tmp_path, portable=True)
+  # the finished run, evaluated in a fresh process
+  evaluated = _run("evaluate.py", [str(d), "--no-video"], jax_cache_dir)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert ISA_CAP in _flags_at_exit(evaluated).split(), "evaluated without the cap"
+  # resumed with more steps in a fresh process, then evaluated again
   n = UPDATES + 1
   resumed = _run("train.py", ["--resume", str(d), "--num-timesteps",
                               str(n * STEPS_PER_UPDATE)], jax_cache_dir)
