@@ -46,9 +46,18 @@ def save_policy(path: str | os.PathLike, policy_params: PolicyParams) -> None:
   path = os.fspath(path)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(serialization.msgpack_serialize(tree))
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(serialization.msgpack_serialize(tree))
+    os.replace(tmp, path)
+  except OSError as e:
+    try:
+      os.unlink(tmp)
+    except OSError:
+      pass
+    raise CheckpointError(
+        f"cannot write {path} ({_one_line(e)}); free space (or fix the "
+        f"permissions) and run again") from e
 
 
 def load_policy(path: str | os.PathLike) -> PolicyParams:
@@ -56,20 +65,63 @@ def load_policy(path: str | os.PathLike) -> PolicyParams:
 
   Raises:
     FileNotFoundError: no such file.
-    ValueError: the file is not a saved policy.
+    CheckpointError: (a ``ValueError``) the file is damaged (e.g. cut short)
+      or not a saved policy; the one-line message names the file and the fix.
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"no policy file at {path!r}; write one with "
                             "agents.checkpoint.save_policy(path, policy_params)")
+  # the fix for a damaged final policy of a train.py run: --resume rewrites it
+  # from the run's last checkpoint (and evaluates it)
+  fix = (f"if it is a train.py run's policy, write it again from the run's "
+         f"last checkpoint with `python train.py --resume "
+         f"{os.path.dirname(os.path.abspath(path))}`")
   with open(path, "rb") as f:
     try:
       tree = serialization.msgpack_restore(f.read())
     except Exception as e:  # noqa: BLE001 - any decode error means "not ours"
-      raise ValueError(f"{path!r} is not a policy saved by agents.checkpoint.save_policy") from e
+      raise CheckpointError(f"{path} is damaged or not a policy saved by "
+                            f"agents.checkpoint.save_policy ({_one_line(e)}); "
+                            f"{fix}") from e
   if not isinstance(tree, dict) or tree.get("format") != FORMAT:
-    raise ValueError(f"{path!r} is not a policy saved by agents.checkpoint.save_policy "
-                     f"(format {FORMAT})")
+    raise CheckpointError(f"{path} is not a policy saved by "
+                          f"agents.checkpoint.save_policy (format {FORMAT}); {fix}")
+  try:
+    return _policy_from_tree(tree)
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
+    raise CheckpointError(f"{path} is damaged ({type(e).__name__}: "
+                          f"{_one_line(e)}); {fix}") from e
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+  """An exception's message on one line, at most ``limit`` characters."""
+  text = " ".join(str(e).split()) or type(e).__name__
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _quiet_closed_loop_callbacks() -> None:
+  """When orbax fails to read a damaged step, its other pending reads
+  complete later on the event loop it has closed; each reports
+  ``RuntimeError: Event loop is closed`` as an unraisable exception (a
+  traceback on stderr). The read failure itself is reported once (by
+  :meth:`StateCheckpoints.restore`); this hook drops those follow-ups."""
+  import sys  # pylint: disable=import-outside-toplevel
+  hook = sys.unraisablehook
+  if getattr(hook, "_drops_closed_loop", False):
+    return
+
+  def unraisablehook(info):
+    if (info.exc_type is RuntimeError
+        and str(info.exc_value) == "Event loop is closed"):
+      return
+    hook(info)
+
+  unraisablehook._drops_closed_loop = True  # type: ignore[attr-defined]
+  sys.unraisablehook = unraisablehook
+
+
+def _policy_from_tree(tree: dict) -> PolicyParams:
   s = tree["spec"]
   hidden = s["hidden_sizes"]
   if isinstance(hidden, dict):  # msgpack may hand lists back as {"0": ..}
@@ -85,7 +137,8 @@ def load_policy(path: str | os.PathLike) -> PolicyParams:
 
 
 class CheckpointError(ValueError):
-  """No saved train state in a run directory can be read."""
+  """A saved policy or train state cannot be read or written (damaged file,
+  full disk); the message is one line naming the file and the fix."""
 
 
 class StateCheckpoints:
@@ -106,10 +159,43 @@ class StateCheckpoints:
     return self.mngr.latest_step()
 
   def save(self, train_state: Any) -> int:
-    """Saves ``train_state`` under its iteration; returns the iteration."""
+    """Saves ``train_state`` under its iteration; returns the iteration.
+
+    Raises:
+      CheckpointError: this or the previous (asynchronous) write failed,
+        e.g. the disk is full; the complete checkpoints are kept.
+    """
     step = int(jax.device_get(train_state.iteration))
-    self.mngr.save(step, args=self._ocp.args.StandardSave(train_state))
+    try:
+      self.mngr.save(step, args=self._ocp.args.StandardSave(train_state))
+    except Exception as e:  # noqa: BLE001 - orbax raises ValueError/OSError/...
+      raise self._write_error(e) from e
     return step
+
+  def _write_error(self, e: BaseException) -> CheckpointError:
+    """A one-line CheckpointError for a failed write, after the pending
+    background writes have ended (they would print their own tracebacks)."""
+    import logging  # pylint: disable=import-outside-toplevel
+    # orbax's other pending writes fail the same way; asyncio would log each
+    # one's traceback ("Task exception was never retrieved")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    try:
+      self.mngr.wait_until_finished()
+    except Exception:  # noqa: BLE001 - the same failure, reported below
+      pass
+    text = _one_line(e, 300)
+    full = "no space left on device" in text.lower() or "RESOURCE_EXHAUSTED" in text
+    try:
+      latest = self.mngr.latest_step()
+    except Exception:  # noqa: BLE001
+      latest = None
+    kept = (f"the last complete checkpoint ({latest}) is kept" if latest is not None
+            else "no complete checkpoint was written yet")
+    cause = "the disk is full" if full else text
+    return CheckpointError(
+        f"cannot write a checkpoint in {self.mngr.directory}: {cause}; {kept}. "
+        f"Free space, then continue with `python train.py --resume "
+        f"{Path(self.mngr.directory).parent}`")
 
   def restore(self, template: Any) -> tuple[Any, int, list[str]]:
     """The newest train state that can be read, shaped like ``template``
@@ -123,19 +209,33 @@ class StateCheckpoints:
       CheckpointError: no checkpoint can be read; the message names them.
     """
     skipped = []
+    damaged = []
+    _quiet_closed_loop_callbacks()
     for step in sorted(self.mngr.all_steps(), reverse=True):
       try:
         state = self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
       except Exception as e:  # noqa: BLE001 - any read error means damaged
-        skipped.append(f"checkpoint {step} ({type(e).__name__}: {str(e)[:200]})")
+        damaged.append(str(Path(self.mngr.directory) / str(step)))
+        skipped.append(f"checkpoint {damaged[-1]} ({type(e).__name__}: "
+                       f"{_one_line(e)})")
         continue
       return state, step, skipped
+    if not damaged:
+      raise CheckpointError(f"no checkpoint saved in {self.mngr.directory}")
     raise CheckpointError(
-        f"no checkpoint in {self.mngr.directory} can be read: "
-        f"{'; '.join(skipped) or 'none saved'}. Delete the damaged step "
-        f"directories to resume from an earlier one, or start a new run.")
+        f"no checkpoint in {self.mngr.directory} can be read (damaged: "
+        f"{', '.join(damaged)}; {skipped[0]}). Delete the damaged step "
+        f"directories (`rm -r {' '.join(damaged)}`) to start this run over "
+        f"from update 0 with --resume, or start a new run.")
 
   def close(self) -> None:
-    """Waits for pending writes, then closes the manager."""
-    self.mngr.wait_until_finished()
+    """Waits for pending writes, then closes the manager.
+
+    Raises:
+      CheckpointError: a pending write failed (e.g. the disk is full).
+    """
+    try:
+      self.mngr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - as in save
+      raise self._write_error(e) from e
     self.mngr.close()
