@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     print(run.summary_line(result))
     return 0
 
-  return startup.run_entry(body, lambda: "interrupted")
+  return startup.run_entry(body, lambda: "run it again")
 
 
 if __name__ == "__main__":

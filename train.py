@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
   return startup.run_entry(body, lambda: (
-      f"interrupted; continue with `python train.py --resume "
-      f"{state['run_dir']}`"))
+      f"continue with `python train.py --resume {state['run_dir']}`"
+      if state["run_dir"] else "run it again"))
 
 
 if __name__ == "__main__":

@@ -142,10 +142,12 @@ class CheckpointError(ValueError):
 
 
 class StateCheckpoints:
-  """orbax ``CheckpointManager`` of an agent's ``TrainState``, keyed by its
+  """orbax ``CheckpointManager`` of an agent's ``TrainState`` and the envs'
+  state after the same update (``{"train": ..., "env": ...}``), keyed by the
   ``iteration``; keeps the latest ``max_to_keep``. Each save is atomic (orbax
   writes a temporary directory and renames it when complete), so a run
-  killed mid-write resumes from the previous complete checkpoint."""
+  killed mid-write resumes from the previous complete checkpoint, and a
+  resumed run continues exactly as an uninterrupted one."""
 
   def __init__(self, directory: Path, max_to_keep: int = 2):
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
@@ -158,8 +160,9 @@ class StateCheckpoints:
     """The iteration of the latest complete checkpoint, or None."""
     return self.mngr.latest_step()
 
-  def save(self, train_state: Any) -> int:
-    """Saves ``train_state`` under its iteration; returns the iteration.
+  def save(self, train_state: Any, env_carry: Any = None) -> int:
+    """Saves ``train_state`` (and ``env_carry``, the envs' state after the
+    same update) under its iteration; returns the iteration.
 
     Raises:
       CheckpointError: this or the previous (asynchronous) write failed,
@@ -167,7 +170,11 @@ class StateCheckpoints:
     """
     step = int(jax.device_get(train_state.iteration))
     try:
-      self.mngr.save(step, args=self._ocp.args.StandardSave(train_state))
+      # the envs' state as a flat list of arrays (the leaves of
+      # agents.rollout.EnvCarry), restored with the treedef of the run's own
+      item = {"train": train_state,
+              "env": None if env_carry is None else jax.tree.leaves(env_carry)}
+      self.mngr.save(step, args=self._ocp.args.StandardSave(item))
     except Exception as e:  # noqa: BLE001 - orbax raises ValueError/OSError/...
       raise self._write_error(e) from e
     return step
@@ -197,13 +204,17 @@ class StateCheckpoints:
         f"Free space, then continue with `python train.py --resume "
         f"{Path(self.mngr.directory).parent}`")
 
-  def restore(self, template: Any) -> tuple[Any, int, list[str]]:
-    """The newest train state that can be read, shaped like ``template``
-    (e.g. ``agent.init(env, config, key)``).
+  def restore(self, template: Any, env_template: Any
+              ) -> tuple[Any, Any, int, list[str]]:
+    """The newest checkpoint that can be read, shaped like ``template``
+    (e.g. ``agent.init(env, config, key)``) and ``env_template`` (the envs'
+    state: ``agents.loop.abstract_carry``).
 
     Returns:
-      ``(train_state, step, skipped)``: ``skipped`` describes newer
-      checkpoints that could not be read (damaged files), if any.
+      ``(train_state, env_carry, step, skipped)``: ``env_carry`` is None for
+      a checkpoint without the envs' state (an older format); ``skipped``
+      describes newer checkpoints that could not be read (damaged files), if
+      any.
 
     Raises:
       CheckpointError: no checkpoint can be read; the message names them.
@@ -213,13 +224,13 @@ class StateCheckpoints:
     _quiet_closed_loop_callbacks()
     for step in sorted(self.mngr.all_steps(), reverse=True):
       try:
-        state = self.mngr.restore(step, args=self._ocp.args.StandardRestore(template))
+        item = self._restore(step, template, env_template)
       except Exception as e:  # noqa: BLE001 - any read error means damaged
         damaged.append(str(Path(self.mngr.directory) / str(step)))
         skipped.append(f"checkpoint {damaged[-1]} ({type(e).__name__}: "
                        f"{_one_line(e)})")
         continue
-      return state, step, skipped
+      return item["train"], item.get("env"), step, skipped
     if not damaged:
       raise CheckpointError(f"no checkpoint saved in {self.mngr.directory}")
     raise CheckpointError(
@@ -227,6 +238,23 @@ class StateCheckpoints:
         f"{', '.join(damaged)}; {skipped[0]}). Delete the damaged step "
         f"directories (`rm -r {' '.join(damaged)}`) to start this run over "
         f"from update 0 with --resume, or start a new run.")
+
+  def _restore(self, step: int, template: Any, env_template: Any) -> dict:
+    """``{"train": ..., "env": ...}`` of checkpoint ``step``; "env" is
+    missing for a checkpoint of the format before the envs' state was saved
+    (the train state alone at the top)."""
+    def restore(item):
+      return self.mngr.restore(step, args=self._ocp.args.StandardRestore(item))
+    try:
+      leaves, treedef = jax.tree.flatten(env_template)
+      item = restore({"train": template, "env": leaves})
+      return {"train": item["train"],
+              "env": jax.tree.unflatten(treedef, item["env"])}
+    except Exception as e:  # noqa: BLE001 - the older format, or damaged
+      try:
+        return {"train": restore(template)}
+      except Exception:  # noqa: BLE001 - report the first error
+        raise e from None
 
   def close(self) -> None:
     """Waits for pending writes, then closes the manager.

@@ -169,8 +169,10 @@ def _cached(key: Any, build: Callable[[], Any]) -> Any:
 
 def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: int, *,
         mesh: Mesh, num_updates: int, steps_per_update: int, log_every: int,
-        progress_fn: ProgressFn | None, checkpoint_fn: Callable[[Any], None] | None,
+        progress_fn: ProgressFn | None,
+        checkpoint_fn: Callable[[Any, rollout_lib.EnvCarry], None] | None,
         checkpoint_every: int, cache_key: Any = None,
+        initial_carry: rollout_lib.EnvCarry | None = None,
         evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
         evaluate_every: int = 0,
         should_stop: Callable[[Any], bool] | None = None
@@ -195,11 +197,15 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
     log_every: updates per ``progress_fn`` call (the first update is always
       logged and carries ``train/compile_s``).
     progress_fn: ``progress_fn(env_steps, metrics)``.
-    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
-      updates (if > 0) and at the end.
+    checkpoint_fn: ``checkpoint_fn(train_state, env_carry)`` every
+      ``checkpoint_every`` updates (if > 0) and at the end: the train state
+      and the envs' state after the same update, which together make a
+      resumed run continue exactly as an uninterrupted one.
     checkpoint_every: see above.
     cache_key: hashable identity of ``update`` (e.g. agent name, env object,
       config); runs with equal keys reuse the compiled update. None: no reuse.
+    initial_carry: the envs' state saved with ``train_state`` (resume); None
+      resets the envs.
     evaluate_fn: ``evaluate_fn(train_state) -> metrics`` merged into the
       logged metrics every ``evaluate_every`` updates (rounded up to a
       logging window) and after the last update.
@@ -225,10 +231,13 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       lambda: jax.jit(lambda k: rollout_lib.reset_batch(env, k, num_envs),
                       out_shardings=batch))
   state = reset_fn(jax.random.fold_in(key, start))
-  carry = rollout_lib.EnvCarry(
-      state=state, steps=jax.device_put(jnp.zeros((num_envs,), jnp.int32), batch),
-      episode_return=jax.device_put(jnp.zeros((num_envs,), jnp.float32), batch),
-      reset_state=state)
+  if initial_carry is not None:  # as after update `start` of the saved run
+    carry = jax.device_put(initial_carry, batch).replace(reset_state=state)
+  else:
+    carry = rollout_lib.EnvCarry(
+        state=state, steps=jax.device_put(jnp.zeros((num_envs,), jnp.int32), batch),
+        episode_return=jax.device_put(jnp.zeros((num_envs,), jnp.float32), batch),
+        reset_state=state)
   avals = jax.tree.map(lambda x: (x.shape, str(x.dtype)), (train_state, carry))
   avals = (jax.tree.structure(avals), tuple(jax.tree.leaves(avals)))
   compiled = _cached(
@@ -278,15 +287,25 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
       first = False
       t_window = time.perf_counter()
     if checkpoint_fn is not None and checkpoint_every > 0 and (it + 1) % checkpoint_every == 0:
-      checkpoint_fn(train_state)
+      checkpoint_fn(train_state, carry)
       last_ckpt = it + 1
     if it + 1 == end:
       break
   if checkpoint_fn is not None and last_ckpt != end:
-    checkpoint_fn(train_state)
+    checkpoint_fn(train_state, carry)
   if not metrics:  # resumed at the end: nothing ran
     metrics = {"train/compile_s": compile_s}
   return train_state, metrics
+
+
+def abstract_carry(env: Any, num_envs: int, mesh: Mesh) -> rollout_lib.EnvCarry:
+  """The shapes, dtypes and batch sharding of the envs' state in a run (what
+  a checkpoint's env part is restored into); compiles nothing."""
+  _, batch = shardings(mesh)
+  shapes = jax.eval_shape(lambda k: rollout_lib.reset(env, k, num_envs),
+                          jax.random.PRNGKey(0))
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                     sharding=batch), shapes)
 
 
 def policy_params(env: Any, config: Any, train_state: Any) -> networks.PolicyParams:
@@ -298,8 +317,9 @@ def policy_params(env: Any, config: Any, train_state: Any) -> networks.PolicyPar
 
 def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           progress_fn: ProgressFn | None = None, *,
-          checkpoint_fn: Callable[[Any], None] | None = None,
+          checkpoint_fn: Callable[[Any, rollout_lib.EnvCarry], None] | None = None,
           checkpoint_every: int = 0, initial_state: Any | None = None,
+          initial_carry: rollout_lib.EnvCarry | None = None,
           evaluate_fn: Callable[[networks.PolicyParams], dict[str, float]] | None = None,
           evaluate_every: int = 0,
           should_stop: Callable[[Any], bool] | None = None,
@@ -325,10 +345,12 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
       ``train/critic_loss``, ``train/critic_grad_norm(_max)``,
       ``train/value``), ``evaluate_fn``'s metrics when it ran, and on the
       first call only ``train/compile_s``.
-    checkpoint_fn: ``checkpoint_fn(train_state)`` every ``checkpoint_every``
-      updates and once at the end.
+    checkpoint_fn: ``checkpoint_fn(train_state, env_carry)`` every
+      ``checkpoint_every`` updates and once at the end.
     checkpoint_every: see ``checkpoint_fn``; 0 = only at the end.
-    initial_state: a train state to resume from (envs are reset fresh).
+    initial_state: a train state to resume from.
+    initial_carry: the envs' state saved with ``initial_state``; None resets
+      the envs (the run then differs from an uninterrupted one).
     evaluate_fn: ``evaluate_fn(policy_params) -> metrics`` (e.g. a
       deterministic evaluation, see :func:`make_evaluator`), run every
       ``evaluate_every`` updates and at the end, logged with the metrics.
@@ -362,6 +384,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
                     log_every=config.log_every, progress_fn=progress_fn,
                     checkpoint_fn=checkpoint_fn, checkpoint_every=checkpoint_every,
                     cache_key=(agent.NAME, env, config, episode_length),
+                    initial_carry=initial_carry,
                     evaluate_fn=(None if evaluate_fn is None else
                                  lambda t: evaluate_fn(policy_params(env, config, t))),
                     evaluate_every=evaluate_every, should_stop=should_stop)
@@ -418,13 +441,18 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
   key = jax.random.PRNGKey(context.seed)
   log = context.log
   ckpts = checkpoint.StateCheckpoints(context.checkpoint_dir)
-  initial_state = None
+  initial_state = initial_carry = None
   if context.resume and ckpts.latest_step() is not None:
-    initial_state, step, damaged = ckpts.restore(agent.init(env, config, key))
+    initial_state, initial_carry, step, damaged = ckpts.restore(
+        agent.init(env, config, key),
+        abstract_carry(env, config.num_envs, make_mesh(config.num_envs)))
     for text in damaged:
       log(f"skipped {text}: it cannot be read")
     log(f"resumed from checkpoint at update {step} "
         f"({step * config.steps_per_update} env steps)")
+    if initial_carry is None:
+      log("that checkpoint holds no env state (an older format): the envs "
+          "start afresh, so this run will not repeat an uninterrupted one")
   elif context.resume:
     log("no checkpoint yet: starting from scratch")
 
@@ -462,7 +490,8 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
     params, _ = train(agent, env, config, key, context.progress_fn,
                       checkpoint_fn=ckpts.save,
                       checkpoint_every=context.checkpoint_every,
-                      initial_state=initial_state, evaluate_fn=evaluate_fn,
+                      initial_state=initial_state, initial_carry=initial_carry,
+                      evaluate_fn=evaluate_fn,
                       evaluate_every=context.eval_every,
                       should_stop=(None if context.should_stop is None else
                                    lambda _: context.should_stop()))

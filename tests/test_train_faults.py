@@ -4,7 +4,7 @@ measured by ``python -m benchmarks.faults``, docs/benchmarks_faults.md).
 
 * A ``--portable-determinism`` run resumed in a fresh process with more
   ``--num-timesteps``, then evaluated: both processes run with the AVX2 cap
-  (the ``XLA_FLAGS`` each process holds when it exits; trainlib/portable.py
+  (the ``XLA_FLAGS`` each process holds when it exits; trainlib/startup.py
   refuses to set it once JAX's backend is up).
 * A damaged config.yaml, a cut policy.msgpack, a cut orbax step: exit 2 and
   one line on stderr naming the file and the fix, never a traceback.
@@ -39,7 +39,7 @@ ISA_CAP = "--xla_cpu_max_isa=AVX2"
 TIMEOUT_S = 600
 
 # Runs train.py or evaluate.py as __main__ and prints, at exit, the XLA_FLAGS
-# the process then holds (portable.enable() sets the cap only before JAX's
+# the process then holds (startup.enable_portable() sets the cap only before JAX's
 # backend starts, and refuses afterwards).
 _WITH_FLAGS = (
     "import atexit, os, runpy, sys\n"
@@ -120,10 +120,6 @@ def _steps(run_dir: Path) -> list[int]:
 
 
 @pytest.mark.slow  # about a minute: a train, a resume (new schedule: compile), an eval
-@pytest.mark.xfail(strict=True, reason=(
-    "needs lead fix: trainlib/portable.py::requested reads a 'run' section that "
-    "rundir.write_config no longer writes, so --resume exits 2 ('must take "
-    "effect before JAX starts') and evaluate.py runs without the cap"))
 def test_portable_run_resumes_and_evaluates_with_the_cap(portable_run, tmp_path,
                                                           jax_cache_dir):
   d = _copy(portable_run, tmp_path, portable=True)
@@ -145,9 +141,6 @@ def test_portable_run_resumes_and_evaluates_with_the_cap(portable_run, tmp_path,
   assert ISA_CAP in _flags_at_exit(evaluated).split()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs lead fix: trainlib/rundir.py::read_config's YAML error is two "
-    "lines (PyYAML's mark) and names no fix"))
 @pytest.mark.parametrize("command", ["train.py --resume", "evaluate.py"])
 def test_damaged_config_yaml(portable_run, tmp_path, jax_cache_dir, command):
   d = _copy(portable_run, tmp_path)
@@ -158,10 +151,6 @@ def test_damaged_config_yaml(portable_run, tmp_path, jax_cache_dir, command):
   _assert_one_line_error(proc, d / "config.yaml", "new run", "restore", "replace")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs lead fix: evaluate.py does not catch agents.checkpoint."
-    "CheckpointError (load_policy's one-line error), so it exits 1 with a "
-    "traceback"))
 def test_truncated_policy_msgpack(portable_run, tmp_path, jax_cache_dir):
   d = _copy(portable_run, tmp_path)
   policy = d / "policy.msgpack"
@@ -199,11 +188,7 @@ def _mount_tmpfs(path: Path, size: str) -> None:
     pytest.skip(f"disk-full case: cannot mount a tmpfs ({e})")
 
 
-@pytest.mark.slow  # once fixed: a resume that compiles its update (~30 s)
-@pytest.mark.xfail(strict=True, reason=(
-    "needs lead fix: with the disk full, train.py --resume fails in "
-    "trainlib/rundir.py (write_config / MetricsLog) with an OSError "
-    "traceback (exit 1); train.py catches no OSError"))
+@pytest.mark.slow  # a resume that compiles its update (~30 s)
 def test_disk_full_then_freed(portable_run, tmp_path, jax_cache_dir):
   mnt = tmp_path / "tmpfs"
   _mount_tmpfs(mnt, "8m")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -86,12 +87,16 @@ def _half_written_copy(done, tmp):
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 
 
+ENV_TEMPLATE = {"x": jax.ShapeDtypeStruct((2,), jnp.float32)}
+
+
 def _checkpoints_at_2_and_4(tmp_path):
   """A checkpoint directory holding updates 2 and 4 (``w`` = the update)."""
   ckpt_dir = tmp_path / "checkpoints"
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   for it in (2, 4):
-    ckpts.save(_State(iteration=jnp.int32(it), w=jnp.full(3, float(it))))
+    ckpts.save(_State(iteration=jnp.int32(it), w=jnp.full(3, float(it))),
+               {"x": jnp.full(2, float(it))})
   ckpts.close()
   return ckpt_dir
 
@@ -104,12 +109,15 @@ def test_checkpoints_skip_a_half_written_step(tmp_path):
 
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   assert ckpts.latest_step() == 4
-  restored, step, skipped = ckpts.restore(_State(iteration=jnp.int32(0), w=jnp.zeros(3)))
+  restored, env, step, skipped = ckpts.restore(
+      _State(iteration=jnp.int32(0), w=jnp.zeros(3)), ENV_TEMPLATE)
   assert (step, skipped) == (4, [])
   assert int(restored.iteration) == 4
   np.testing.assert_array_equal(np.asarray(restored.w), 4.0)
+  np.testing.assert_array_equal(np.asarray(env["x"]), 4.0)  # the envs' state too
   # and the run goes on: the next save at update 6 succeeds
-  ckpts.save(_State(iteration=jnp.int32(6), w=jnp.full(3, 6.0)))
+  ckpts.save(_State(iteration=jnp.int32(6), w=jnp.full(3, 6.0)),
+             {"x": jnp.full(2, 6.0)})
   ckpts.close()
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
   assert ckpts.latest_step() == 6
@@ -122,8 +130,9 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     if p.is_file():
       p.write_bytes(p.read_bytes()[:10])
   ckpts = checkpoint.StateCheckpoints(ckpt_dir)
-  restored, step, skipped = ckpts.restore(_State(iteration=jnp.int32(0), w=jnp.zeros(3)))
+  restored, _, step, skipped = ckpts.restore(
+      _State(iteration=jnp.int32(0), w=jnp.zeros(3)), ENV_TEMPLATE)
   ckpts.close()
   assert step == 2 and int(restored.iteration) == 2
   np.testing.assert_array_equal(np.asarray(restored.w), 2.0)
-  assert len(skipped) == 1 and skipped[0].startswith("checkpoint 4 ")
+  assert len(skipped) == 1 and skipped[0].startswith(f"checkpoint {ckpt_dir / '4'} ")

@@ -660,35 +660,34 @@ def start(launch: Launch, print_fn: Callable[[str], None] = print) -> None:
         f"(or fix the JAX install) so that both agree")
 
 
-def run_entry(body: Callable[[], int], interrupted: Callable[[], str]) -> int:
+def run_entry(body: Callable[[], int], hint: Callable[[], str]) -> int:
   """Runs an entry point's ``body`` and turns the errors a user can fix into
   one line on stderr: exit status 2 for a bad config, flag, checkpoint, file
-  or GL setup; 130 with ``interrupted()``'s hint on Ctrl-C. In a
+  or GL setup, 1 for a failed write (a full disk) and 130 on Ctrl-C, each
+  followed by ``hint()`` (how to continue, e.g. the resume command). In a
   multi-process run the process ends at once (the others fail at their next
   collective) and an unexpected error is reported with its traceback.
   """
   from agents.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
   from configs.schema import ConfigError  # pylint: disable=import-outside-toplevel
-  distributed = False
   try:
     return body()
   except (ConfigError, CheckpointError, FileNotFoundError,
           RenderingUnavailableError) as e:
-    distributed = _processes_started()
-    if distributed:
-      fail(str(e), status=2)
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    message, status = str(e), 2
+  except OSError as e:  # e.g. no space left on device while writing the run
+    message, status = f"{e}; free space (or fix the path), then {hint()}", 1
   except KeyboardInterrupt:
-    message = f"\n{interrupted()}"
-    if _processes_started():
-      fail(message, status=130)
-    print(message, file=sys.stderr)
-    return 130
+    message, status = f"interrupted; {hint()}", 130
   except Exception as e:  # pylint: disable=broad-except
     if _processes_started():
       abort(e)
     raise
+  if _processes_started():
+    fail(message, status=status)
+  print(f"error: {message}" if status != 130 else f"\n{message}",
+        file=sys.stderr)
+  return status
 
 
 def _processes_started() -> bool:

@@ -92,7 +92,8 @@ def test_should_stop_ends_training_after_that_update():
   steps, saved = [], []
   _, metrics = apg.train(env, config, jax.random.PRNGKey(0),
                          progress_fn=lambda s, m: steps.append(s),
-                         checkpoint_fn=saved.append, checkpoint_every=100,
+                         checkpoint_fn=lambda ts, carry: saved.append(ts),
+                         checkpoint_every=100,
                          should_stop=lambda ts: int(ts.iteration) >= 2)
   assert steps == [64, 128]  # the first update, then the stop is logged
   assert [int(s.iteration) for s in saved] == [2]  # the final checkpoint

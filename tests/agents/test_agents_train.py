@@ -101,8 +101,8 @@ def test_checkpoint_and_resume(tmp_path):
   config = apg.Config(num_timesteps=4 * 8 * 8, num_envs=8, horizon=8, policy_hidden_sizes=(16,),
                       log_every=2)
   saved = []
-  apg.train(env, config, jax.random.PRNGKey(0), checkpoint_fn=saved.append,
-            checkpoint_every=2)
+  apg.train(env, config, jax.random.PRNGKey(0),
+            checkpoint_fn=lambda ts, carry: saved.append(ts), checkpoint_every=2)
   assert [int(s.iteration) for s in saved] == [2, 4]
   # orbax round trip of a TrainState, restored into an init() target
   import orbax.checkpoint as ocp
@@ -121,6 +121,34 @@ def test_checkpoint_and_resume(tmp_path):
   action = networks.make_policy(checkpoint.load_policy(tmp_path / "p.msgpack"))(
       np.zeros(3, np.float32), None)
   assert action.shape == (1,)
+
+
+def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):
+  """A checkpoint holds the train state and the envs' state after the same
+  update, so training resumed from it (through orbax, on disk) ends
+  bit-identical to a run that was never stopped; with the envs reset on
+  resume instead, it does not."""
+  env = ToyPendulum(episode_length=20)
+  config = apg.Config(num_timesteps=6 * 8 * 8, num_envs=8, horizon=8,
+                      policy_hidden_sizes=(16,), log_every=6)
+  key = jax.random.PRNGKey(0)
+  full, _ = apg.train(env, config, key)
+  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
+  apg.train(env, config, key, checkpoint_fn=ckpts.save, checkpoint_every=2,
+            should_stop=lambda ts: int(ts.iteration) >= 4)  # "killed" after 4
+  ckpts.close()
+  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
+  state, carry, step, _ = ckpts.restore(
+      apg.init(env, config, jax.random.PRNGKey(9)),
+      loop.abstract_carry(env, config.num_envs, loop.make_mesh(config.num_envs)))
+  ckpts.close()
+  assert step == 4 and carry is not None
+  resumed, _ = apg.train(env, config, key, initial_state=state, initial_carry=carry)
+  fresh, _ = apg.train(env, config, key, initial_state=state)
+  for x, y in zip(_leaves(full.network), _leaves(resumed.network)):
+    np.testing.assert_array_equal(x, y)
+  assert any(not np.array_equal(x, y) for x, y in
+             zip(_leaves(full.network), _leaves(fresh.network)))
 
 
 @pytest.mark.slow  # two subprocesses, each compiling SHAC/APG
