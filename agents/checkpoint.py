@@ -141,6 +141,16 @@ class CheckpointError(ValueError):
   full disk); the message is one line naming the file and the fix."""
 
 
+def _size(x: Any) -> int:
+  return int(np.prod(x.shape))
+
+
+def _sized(leaves: list[Any]) -> list[Any]:
+  """The leaves that hold data (orbax refuses to save empty arrays, such as
+  an MJX model's constraint arrays when it has no constraint rows)."""
+  return [x for x in leaves if _size(x)]
+
+
 class StateCheckpoints:
   """orbax ``CheckpointManager`` of an agent's ``TrainState`` and the envs'
   state after the same update (``{"train": ..., "env": ...}``), keyed by the
@@ -173,7 +183,7 @@ class StateCheckpoints:
       # the envs' state as a flat list of arrays (the leaves of
       # agents.rollout.EnvCarry), restored with the treedef of the run's own
       item = {"train": train_state,
-              "env": None if env_carry is None else jax.tree.leaves(env_carry)}
+              "env": None if env_carry is None else _sized(jax.tree.leaves(env_carry))}
       self.mngr.save(step, args=self._ocp.args.StandardSave(item))
     except Exception as e:  # noqa: BLE001 - orbax raises ValueError/OSError/...
       raise self._write_error(e) from e
@@ -199,9 +209,10 @@ class StateCheckpoints:
     kept = (f"the last complete checkpoint ({latest}) is kept" if latest is not None
             else "no complete checkpoint was written yet")
     cause = "the disk is full" if full else text
+    then = "Free space" if full else "Fix that"
     return CheckpointError(
         f"cannot write a checkpoint in {self.mngr.directory}: {cause}; {kept}. "
-        f"Free space, then continue with `python train.py --resume "
+        f"{then}, then continue with `python train.py --resume "
         f"{Path(self.mngr.directory).parent}`")
 
   def restore(self, template: Any, env_template: Any
@@ -247,9 +258,11 @@ class StateCheckpoints:
       return self.mngr.restore(step, args=self._ocp.args.StandardRestore(item))
     try:
       leaves, treedef = jax.tree.flatten(env_template)
-      item = restore({"train": template, "env": leaves})
-      return {"train": item["train"],
-              "env": jax.tree.unflatten(treedef, item["env"])}
+      item = restore({"train": template, "env": _sized(leaves)})
+      saved = iter(item["env"])
+      return {"train": item["train"], "env": jax.tree.unflatten(treedef, [
+          next(saved) if _size(x) else jnp.zeros(x.shape, x.dtype)
+          for x in leaves])}
     except Exception as e:  # noqa: BLE001 - the older format, or damaged
       try:
         return {"train": restore(template)}
