@@ -324,7 +324,8 @@ def main(argv=None) -> int:
   proc = _run(["train.py", *TASK, "--num-timesteps", str(UPDATES * STEPS_PER_UPDATE),
                "--run-dir", str(base)], out / "uninterrupted.log")
   if proc.returncode:
-    print(proc.stderr[-3000:], file=sys.stderr)
+    print(f"the uninterrupted run failed (exit {proc.returncode}):\n"
+          f"{proc.stderr[-3000:]}", file=sys.stderr)
     return 1
   base_s = time.perf_counter() - t0
   # a second uninterrupted run: is training itself deterministic here?

@@ -6,7 +6,6 @@ No JAX compilation happens here: these tests only build dataclasses.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
