@@ -35,3 +35,26 @@ def test_prepare_hides_only_the_warp_message():
               "builtins.__import__ = noisy\n"
               "startup.import_mjx_quietly()\n")
   assert loud.stdout.splitlines() == ["something else"]
+
+
+def test_compilation_cache_is_off_unless_asked(monkeypatch, tmp_path):
+  """A cache write can end a process with a segmentation fault (jaxlib
+  0.9.2; docs/training.md, "Compilation cache"), so train.py writes none
+  unless the user names a directory."""
+  import jax
+  from trainlib import startup
+  keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+          "jax_persistent_cache_min_entry_size_bytes")
+  before = {k: getattr(jax.config, k) for k in keys}
+  try:
+    monkeypatch.delenv(startup.CACHE_ENV, raising=False)
+    assert startup.enable_compilation_cache() is None
+    assert jax.config.jax_compilation_cache_dir == before["jax_compilation_cache_dir"]
+    monkeypatch.setenv(startup.CACHE_ENV, "  ")
+    assert startup.enable_compilation_cache() is None
+    monkeypatch.setenv(startup.CACHE_ENV, str(tmp_path / "cache"))
+    assert startup.enable_compilation_cache() == tmp_path / "cache"
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+  finally:
+    for k, v in before.items():
+      jax.config.update(k, v)

@@ -220,22 +220,22 @@ def enable_portable() -> str:
 # --- compilation cache ----------------------------------------------------
 
 CACHE_ENV = "MJX_DIFFRL_JAX_CACHE"
-DEFAULT_CACHE = Path("~/.cache/mjx-diffrl/jax").expanduser()
 
 
 def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
-  """Turns on JAX's persistent compilation cache.
-
-  The directory is ``path``, else ``$MJX_DIFFRL_JAX_CACHE``, else
-  ``~/.cache/mjx-diffrl/jax``; setting the variable to an empty string turns
-  the cache off. Returns the directory in use (None when off).
+  """Turns on JAX's persistent compilation cache when asked: ``path``, else
+  ``$MJX_DIFFRL_JAX_CACHE`` (a directory). Off by default: with jaxlib 0.9.2
+  a cache write (``executable.serialize()``, in the training process) has
+  ended long processes with a segmentation fault that nothing can catch, so
+  only a user who accepts that risk for a faster second start turns it on
+  (docs/training.md, "Compilation cache"). Returns the directory in use
+  (None when off).
   """
   import jax  # pylint: disable=import-outside-toplevel
   if path is None:
-    env = os.environ.get(CACHE_ENV)
-    if env is not None and not env.strip():
+    path = os.environ.get(CACHE_ENV, "").strip()
+    if not path:
       return None
-    path = env or DEFAULT_CACHE
   path = Path(path).expanduser()
   try:
     path.mkdir(parents=True, exist_ok=True)
