@@ -146,8 +146,8 @@ def check_gradients(env: Any, key: jax.Array, *, states: int = 4,
       s, alive = carry
       s = env.step(s, a)
       value = s.reward if which is None else s.metrics[which]
-      out = alive * value.astype(jnp.float32)
-      alive = alive * (1.0 - jax.lax.stop_gradient(s.done))
+      out = alive * jnp.asarray(value, jnp.float32)
+      alive = alive * (1.0 - jax.lax.stop_gradient(jnp.asarray(s.done, jnp.float32)))
       return (s, alive), out
     (_, _), per_step = jax.lax.scan(body, (state, jnp.float32(1.0)), acts)
     return per_step.sum()

@@ -321,8 +321,10 @@ class ThirdPartyEnv(brax_base.Env):
     return self._to_brax(out)
 
   def _to_brax(self, state: Any) -> brax_base.State:
+    # float32 arrays: Brax's inverted_pendulum returns reward 1.0, a Python float
     if not self._playground:
-      return state
+      return state.replace(reward=jnp.asarray(state.reward, jnp.float32),
+                           done=jnp.asarray(state.done, jnp.float32))
     return brax_base.State(pipeline_state=state.data, obs=state.obs,
                            reward=jnp.asarray(state.reward, jnp.float32),
                            done=jnp.asarray(state.done, jnp.float32),

@@ -43,14 +43,14 @@ def test_brax_env_trains_end_to_end(tmp_path, jax_cache_dir):
                 "--horizon", "8", "--policy-hidden-sizes", "16",
                 "--log-every", "1", "--checkpoint-every", "2",
                 "--num-timesteps", str(3 * 2 * 8), "--env.episode-length", "16",
-                "--env.forward-body", "fingertip", "--eval-every", "0",
+                "--env.forward-body", "body1", "--eval-every", "0",
                 "--eval-episodes", "2", "--render.width", "64",
                 "--render.height", "48", "--run-dir", str(run_dir)],
                jax_cache_dir)
   assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
   config = yaml.safe_load((run_dir / "config.yaml").read_text())
   assert config["env_name"] == "brax/reacher"
-  assert config["env"]["forward_body"] == "fingertip"
+  assert config["env"]["forward_body"] == "body1"
   check = json.loads((run_dir / "gradient_check.json").read_text())
   assert check["verdict"] == "ok" and check["env"] == "brax/reacher"
   assert (run_dir / "policy.msgpack").exists()

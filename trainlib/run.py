@@ -36,7 +36,12 @@ __all__ = ["Progress", "check_gradients", "evaluate_run", "recorder", "summarize
 
 
 def _make_env(resolved: Resolved, differentiable: bool):
-  return envs.make(resolved.env_name, differentiable, config=resolved.env_config)
+  """The run's env; a config the env rejects (``ValueError``, e.g. a
+  third-party env's ``forward_body`` that is not a body) is a ConfigError."""
+  try:
+    return envs.make(resolved.env_name, differentiable, config=resolved.env_config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,

@@ -54,6 +54,11 @@ def test_modes():
   assert not p.differentiable and float(p.sys.opt.tolerance) > 0
 
 
+def test_bad_forward_body_names_the_bodies():
+  with pytest.raises(ValueError, match="no body 'fingertip' for forward_body; bodies: .*body1"):
+    envs.make("brax/reacher", forward_body="fingertip")
+
+
 def test_brax_registry_left_alone():
   from brax import envs as brax_envs  # pylint: disable=import-outside-toplevel
   before = dict(brax_envs._envs)  # pylint: disable=protected-access
