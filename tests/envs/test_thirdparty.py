@@ -75,6 +75,7 @@ def test_presets_resolve():
   assert generic.env_config.forward_body == "torso"
 
 
+@pytest.mark.slow
 def test_importing_envs_does_not_import_playground():
   code = ("import sys, envs; envs.make('brax/hopper'); "
           "assert 'mujoco_playground' not in sys.modules")
