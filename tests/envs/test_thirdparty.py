@@ -113,3 +113,16 @@ def test_playground_presets_resolve():
       resolved = configs.resolve(name, agent, backend="cpu")
       assert resolved.env_config == envs.default_config(name)
   assert configs.preset_path("playground/CheetahRun").name == "_default.yaml"
+
+
+def test_run_config_round_trips(tmp_path):
+  """A third-party run's config.yaml reads back (train.py --resume,
+  evaluate.py), and its run directory name has no slash."""
+  from trainlib import rundir  # pylint: disable=import-outside-toplevel
+  resolved = configs.resolve("brax/hopper", "shac", backend="cpu")
+  rundir.write_config(tmp_path / "config.yaml", resolved)
+  back = rundir.read_config(tmp_path / "config.yaml")
+  assert back.env_name == "brax/hopper" and back.env_config == resolved.env_config
+  assert back.run.gradient_check is True
+  path = rundir.new_run_dir(tmp_path, "brax/hopper", "shac")
+  assert path.parent == tmp_path and path.name.startswith("brax-hopper-shac-")
