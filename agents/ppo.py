@@ -30,6 +30,8 @@ UNUSED_RUN_FIELDS = {
     "checkpoint_every": "Brax PPO checkpoints at each of its num_evals "
                         "evaluations; set --num-evals",
     "eval_every": "Brax PPO evaluates num_evals times; set --num-evals",
+    "gradient_check": "PPO does not differentiate through the env, so there "
+                      "is no gradient to check",
 }
 
 

@@ -224,7 +224,7 @@ class Checker:
     rng = np.random.default_rng(seed)
     for _ in range(20):
       d.ctrl[:] = rng.uniform(-0.2, 0.2, m.nu)
-      for _ in range(env.config.n_frames):
+      for _ in range(getattr(env, "n_frames", None) or env.config.n_frames):
         mujoco.mj_step(m, d)
     data = data.replace(qpos=jnp.asarray(d.qpos), qvel=jnp.asarray(d.qvel),
                         qacc_warmstart=jnp.asarray(d.qacc_warmstart),

@@ -258,8 +258,17 @@ def check_env_name(env_name: str) -> str:
 
 
 def preset_path(env_name: str) -> Path:
-  """Path of the preset file of ``env_name`` (may not exist)."""
-  return PRESET_DIR / f"{env_name}.yaml"
+  """Path of the preset file of ``env_name`` (may not exist).
+
+  A third-party env (``brax/<name>``, ``playground/<Name>``) without its own
+  ``configs/brax/<name>.yaml`` / ``configs/playground/<Name>.yaml`` uses its
+  registry's generic ``configs/brax/_default.yaml`` /
+  ``configs/playground/_default.yaml``.
+  """
+  path = PRESET_DIR / f"{env_name}.yaml"
+  if not path.exists() and envs.thirdparty.is_thirdparty(env_name):
+    return PRESET_DIR / env_name.split("/", 1)[0] / "_default.yaml"
+  return path
 
 
 def read_yaml(path: Path, missing: str, fix: str) -> dict[str, Any]:
@@ -386,6 +395,7 @@ def resolve(env_name: str, agent: str | None = None, *, backend: str,
   if backend not in BACKENDS:
     raise ConfigError(unknown_name("backend", backend, BACKENDS))
   data = load_preset_data(env_name, path)
-  where = (Path(path) if path is not None else preset_path(env_name)).name
+  where = (Path(path) if path is not None else preset_path(env_name))
+  where = str(where.relative_to(PRESET_DIR)) if where.is_relative_to(PRESET_DIR) else where.name
   return resolve_data(data, where, env_name, agent,
                       (backend, *(b for b in BACKENDS if b != backend)))

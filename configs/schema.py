@@ -44,6 +44,12 @@ class RunConfig:
       same seed trains bit-identically on any x86-64 CPU with AVX2
       (trainlib/startup.py; measured effect in docs/training.md,
       "Reproducibility").
+    gradient_check: before SHAC or APG trains, check that the reward's
+      gradient with respect to the actions is finite and nonzero
+      (``agents.health``, a few seconds to a minute, mostly compile); the
+      run stops with a one-line error if it is not. The result is written
+      to ``gradient_check.json``. ``--no-gradient-check`` skips it. PPO
+      does not differentiate the env and does not use it.
   """
   seed: int = 0
   checkpoint_every: int = 20
@@ -51,6 +57,7 @@ class RunConfig:
   eval_every: int = 100
   video: bool = True
   portable_determinism: bool = False
+  gradient_check: bool = True
 
   def __post_init__(self):
     if self.checkpoint_every < 0:

@@ -231,16 +231,19 @@ def parse_train(argv: Sequence[str], backend: str | None = None,
     if not peek.help:
       raise configs.ConfigError(
           f"missing ENV: python train.py ENV [--agent shac|apg|ppo] ...; "
-          f"ENV is one of {', '.join(env_names)}")
+          f"ENV is one of {', '.join(env_names)}, or brax/<name> or "
+          f"playground/<Name> (docs/envs.md, 'Third-party envs')")
     env_name = HELP_ENV
   configs.check_env_name(env_name)
+  if env_name not in env_names:  # brax/<name>, playground/<Name>
+    env_names.append(env_name)
   resolved = configs.resolve(env_name, peek.agent, backend=backend)
   _check_flags(unknown, agents.algorithm(resolved.agent))
   tp = _cli_type(resolved, env_names, configs.agent_names())
   description = (
       f"Train a policy on an MJX task and evaluate it. Options and defaults "
       f"below are those of ENV={env_name} with --agent {resolved.agent} "
-      f"(from configs/{env_name}.yaml); run `train.py ENV --agent A --help` "
+      f"(from {configs.preset_path(env_name).relative_to(configs.PRESET_DIR.parent)}); run `train.py ENV --agent A --help` "
       f"to see another preset. Several processes: add "
       f"{' '.join(f + ' ...' for f in startup.FLAGS[:3])} (docs/agents.md).")
   try:

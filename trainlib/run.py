@@ -25,18 +25,23 @@ import numpy as np
 
 import agents
 import envs
-from agents import rollout
+from agents import health, rollout
 from agents.loop import resolve_episode_length
 from configs import ConfigError, Resolved
 from trainlib import media, startup
 from trainlib.rundir import MetricsLog, RunPaths, read_config, write_config
 
-__all__ = ["Progress", "evaluate_run", "recorder", "summarize",
+__all__ = ["Progress", "check_gradients", "evaluate_run", "recorder", "summarize",
            "summary_line", "train_run"]
 
 
 def _make_env(resolved: Resolved, differentiable: bool):
-  return envs.make(resolved.env_name, differentiable, config=resolved.env_config)
+  """The run's env; a config the env rejects (``ValueError``, e.g. a
+  third-party env's ``forward_body`` that is not a body) is a ConfigError."""
+  try:
+    return envs.make(resolved.env_name, differentiable, config=resolved.env_config)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
@@ -82,6 +87,9 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
     eval_env = (_make_env(resolved, differentiable=False) if algo.differentiable
                 else env)  # PPO trains in default mode already
 
+  if algo.differentiable and resolved.run.gradient_check:
+    check_gradients(env, resolved, paths, primary, log)
+
   # train (process 0 writes metrics and progress)
   metrics_log = MetricsLog(paths, resume=resume) if primary else None
   progress = Progress(resolved.agent_config.num_timesteps,
@@ -123,17 +131,44 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
   return summary
 
 
+def check_gradients(env, resolved: Resolved, paths: RunPaths, primary: bool,
+                    log: Callable[[str], None]) -> health.Report:
+  """The gradient health check (``agents.health``) before SHAC/APG train:
+  writes gradient_check.json (process 0) and stops the run when the
+  reward's gradient is zero or not finite.
+
+  Raises:
+    ConfigError: the gradient is zero or not finite (the message says what
+      was found and names ``--no-gradient-check``).
+  """
+  log(f"gradient check: {resolved.env_name}, reward gradient w.r.t. actions "
+      f"(skip with --no-gradient-check)...")
+  report = health.check_gradients(env, jax.random.PRNGKey(resolved.run.seed),
+                                  name=resolved.env_name)
+  if primary:
+    tmp = paths.gradient_check.with_name("gradient_check.json.tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    os.replace(tmp, paths.gradient_check)
+  log(f"gradient check: {report.message()} ({report.seconds:.1f}s)")
+  if not report.ok:
+    raise ConfigError(f"gradient check failed: {report.message()}. "
+                      f"To train anyway pass --no-gradient-check.")
+  return report
+
+
 def recorder(env) -> Callable[[Any], dict[str, jax.Array]]:
   """What evaluation keeps of every state: positions and velocities (for
-  the video) and, for locomotion tasks, the torso's x position."""
+  the video) and, for locomotion tasks and third-party envs that declare a
+  forward body (``envs.thirdparty``: ``forward_body_id``), that body's x
+  position (recorded as ``torso_x``)."""
   from envs.locomotion import LocomotionEnv  # pylint: disable=import-outside-toplevel
-  forward = isinstance(env, LocomotionEnv)
+  body = 1 if isinstance(env, LocomotionEnv) else getattr(env, "forward_body_id", None)
 
   def record(state):
     data = state.pipeline_state
     out = {"qpos": data.qpos, "qvel": data.qvel}
-    if forward:
-      out["torso_x"] = data.xpos[1, 0]  # body 1 is the torso
+    if body is not None:
+      out["torso_x"] = data.xpos[body, 0]  # locomotion tasks: body 1 is the torso
     return out
 
   return record

@@ -14,6 +14,7 @@ Layout of ``runs/<env>-<agent>-<timestamp>/``::
     policy_best.msgpack   the best policy of the periodic evaluations (+ .json)
     policy/<step>/        final policy (PPO, Brax's checkpoint format)
     eval.json             {return_mean, return_std, episodes, video, ...}
+    gradient_check.json   the gradient health check (SHAC/APG; agents.health)
     video.mp4             the median-return evaluation episode
 """
 
@@ -80,10 +81,16 @@ class RunPaths:
   def video(self) -> Path:
     return self.root / "video.mp4"
 
+  @property
+  def gradient_check(self) -> Path:
+    return self.root / "gradient_check.json"
+
 
 def new_run_dir(base: Path, env_name: str, agent: str) -> Path:
-  """``base/<env>-<agent>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+  """``base/<env>-<agent>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists; a
+  ``/`` in the env name becomes ``-``)."""
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  env_name = env_name.replace("/", "-")  # brax/hopper -> brax-hopper
   root = Path(base) / f"{env_name}-{agent}-{stamp}"
   n = 1
   while root.exists():

@@ -25,6 +25,9 @@ CONTEXT_FIELDS = {f.name for f in dataclasses.fields(RunConfig)} & {
     f.name for f in dataclasses.fields(agents.RunContext)}
 # also used by the final evaluation (trainlib/run.py) of every agent
 FINAL_EVALUATION = {"eval_episodes"}
+# applied by trainlib/run.py before training, only for the agents whose row
+# is differentiable (the gradient health check); the others must refuse it
+DIFFERENTIABLE_ONLY = {"gradient_check"}
 
 
 def _sources(algo: agents.Algorithm) -> str:
@@ -50,7 +53,11 @@ def test_every_config_field_is_read(name):
 @pytest.mark.parametrize("name", list(agents.ALGORITHMS))
 def test_run_fields_are_used_or_refused(name):
   algo = agents.algorithm(name)
-  assert set(algo.unused_run_fields) <= CONTEXT_FIELDS
+  assert set(algo.unused_run_fields) <= CONTEXT_FIELDS | DIFFERENTIABLE_ONLY
+  for field in DIFFERENTIABLE_ONLY:
+    assert (field in algo.unused_run_fields) != algo.differentiable, (
+        f"{name}: {field} must be refused exactly when the agent is not "
+        f"differentiable")
   text = _sources(algo)
   for field in sorted(CONTEXT_FIELDS - set(algo.unused_run_fields)):
     assert (re.search(rf"context\.{field}\b", text)
