@@ -122,7 +122,7 @@ def run(tmp_path_factory, jax_cache_dir):
   # APG and PPO beside the SHAC run
   apg_dir, ppo_dir = tmp / "apg", tmp / "ppo"
   apg = _train([*TINY, "--agent", "apg", "--num-timesteps",
-                str(APG_UPDATES * STEPS_PER_UPDATE), "--no-video",
+                str(APG_UPDATES * STEPS_PER_UPDATE), "--no-video", "--no-gradient-check",
                 "--run-dir", str(apg_dir)], cache, tmp / "apg.log")
   ppo = _train([*PPO, "--num-timesteps", str(PPO_STEPS), "--run-dir", str(ppo_dir)],
                cache, tmp / "ppo.log")

@@ -33,6 +33,7 @@ TASK = [
     "--critic-minibatches", "1", "--critic-hidden-sizes", "16",
     "--log-every", "1", "--checkpoint-every", "1", "--env.episode-length", "24",
     "--eval-episodes", "2", "--eval-every", "0", "--no-video",
+    "--no-gradient-check",  # tested in tests/agents/test_health.py, test_thirdparty_cli.py
 ]
 UPDATES = 3
 ISA_CAP = "--xla_cpu_max_isa=AVX2"

@@ -42,6 +42,7 @@ TINY = [
     "--num-timesteps", str(NUM_UPDATES * STEPS_PER_UPDATE),
     "--log-every", "1", "--checkpoint-every", "2",
     "--env.episode-length", "16", "--eval-episodes", "2", "--no-video",
+    "--no-gradient-check",  # tested in tests/agents/test_health.py, test_thirdparty_cli.py
 ]
 HEARTBEAT_S = 20
 KILL_BOUND_S = 90  # heartbeat timeout + margin for a loaded 2-core machine
