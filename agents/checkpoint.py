@@ -141,6 +141,15 @@ class CheckpointError(ValueError):
   full disk); the message is one line naming the file and the fix."""
 
 
+def _raise_if_collective(e: BaseException) -> None:
+  """Re-raises a failed cross-process collective as it is: in a
+  multi-process run a write of sharded state that fails because another
+  process died is not a disk problem (``trainlib.startup.abort`` says what
+  it is)."""
+  if isinstance(e, jax.errors.JaxRuntimeError) or "gloo" in str(e).lower():
+    raise e
+
+
 def _size(x: Any) -> int:
   return int(np.prod(x.shape))
 
@@ -186,6 +195,7 @@ class StateCheckpoints:
               "env": None if env_carry is None else _sized(jax.tree.leaves(env_carry))}
       self.mngr.save(step, args=self._ocp.args.StandardSave(item))
     except Exception as e:  # noqa: BLE001 - orbax raises ValueError/OSError/...
+      _raise_if_collective(e)
       raise self._write_error(e) from e
     return step
 
@@ -278,5 +288,6 @@ class StateCheckpoints:
     try:
       self.mngr.wait_until_finished()
     except Exception as e:  # noqa: BLE001 - as in save
+      _raise_if_collective(e)
       raise self._write_error(e) from e
     self.mngr.close()

@@ -662,8 +662,8 @@ def start(launch: Launch, print_fn: Callable[[str], None] = print) -> None:
 
 def run_entry(body: Callable[[], int], hint: Callable[[], str]) -> int:
   """Runs an entry point's ``body`` and turns the errors a user can fix into
-  one line on stderr: exit status 2 for a bad config, flag, checkpoint, file
-  or GL setup, 1 for a failed write (a full disk) and 130 on Ctrl-C, each
+  one line on stderr: exit status 2 for a bad config, flag, checkpoint, file,
+  GL setup or a failed write (a full disk), and 130 on Ctrl-C, each
   followed by ``hint()`` (how to continue, e.g. the resume command). In a
   multi-process run the process ends at once (the others fail at their next
   collective) and an unexpected error is reported with its traceback.
@@ -676,7 +676,7 @@ def run_entry(body: Callable[[], int], hint: Callable[[], str]) -> int:
           RenderingUnavailableError) as e:
     message, status = str(e), 2
   except OSError as e:  # e.g. no space left on device while writing the run
-    message, status = f"{e}; free space (or fix the path), then {hint()}", 1
+    message, status = f"{e}; free space (or fix the path), then {hint()}", 2
   except KeyboardInterrupt:
     message, status = f"interrupted; {hint()}", 130
   except Exception as e:  # pylint: disable=broad-except
