@@ -376,12 +376,11 @@ def main(argv=None) -> int:
                  f"{'yes' if r['match'] else 'no'} | {r['wall_s']} |"
                  + (f" error: {r['error']}" if r["error"] else ""))
   lines += [
-      "", "A resumed run restores the TrainState from its checkpoint, but the "
-      "envs' states are not in it (agents/loop.py::train: mid-episode states, "
-      "step counters and returns of `EnvCarry`); the resumed process resets "
-      "them from `reset(fold_in(key, start))` (\"envs are reset fresh\"), so "
-      "its later updates see other states than the uninterrupted run's. Only a "
-      "run killed before its first checkpoint (it starts over) can match."]
+      "", "A checkpoint holds the train state and the envs' state after the "
+      "same update (agents/checkpoint.py, `StateCheckpoints.save`), so a "
+      "resumed run continues as the uninterrupted one would; a checkpoint "
+      "write cut by a kill leaves a temporary directory that the resume "
+      "ignores (it restores the last complete one)."]
   lines += ["", "## Disk full (16 MiB tmpfs filled once 2 checkpoints exist)", ""]
   if "skipped" in full:
     lines.append(f"skipped: {full['skipped']}")
@@ -394,7 +393,7 @@ def main(argv=None) -> int:
         f"| {full['rc']} | {full['traceback']} | {full['lines']} | {full['names_file']} | "
         f"{full['steps_left']} | {len(full['tmp_left'])} | exit {full['resume_rc']} "
         f"({full['resume_s']} s) | {full['resumed_from']} | {full['finished']} |",
-        "", f"Last stderr line: `{full['message']}`"]
+        "", f"Last stderr line (the lines before it are orbax's background writer threads reporting the same failure, with their tracebacks): `{full['message']}`"]
   lines += ["", "## Corruption", "",
             "| damage | command | exit code | Traceback | stderr lines | "
             "error names the file | message / what happened | s |",
