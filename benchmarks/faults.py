@@ -62,6 +62,20 @@ def _run(args: list[str], log: Path) -> subprocess.CompletedProcess:
                           stderr=subprocess.PIPE, text=True, timeout=900)
 
 
+def fill_disk(mount: Path) -> Path:
+  """Writes ``mount/filler`` until the file system is full; returns it (its
+  removal frees the space)."""
+  filler = mount / "filler"
+  with filler.open("wb") as f:
+    try:
+      while True:
+        f.write(b"\0" * 65536)
+        f.flush()
+    except OSError:
+      pass
+  return filler
+
+
 def _tmp_dirs(run_dir: Path) -> list[str]:
   try:
     return [p for p in os.listdir(run_dir / "checkpoints")
@@ -192,14 +206,7 @@ def disk_full(out: Path, reference: bytes) -> dict:
                             text=True)
     while proc.poll() is None and len(_steps(run_dir)) < 2:  # steps 2, 3 kept
       time.sleep(0.005)
-    filler = mnt / "filler"
-    with filler.open("wb") as f:  # fill the disk
-      try:
-        while True:
-          f.write(b"\0" * 65536)
-          f.flush()
-      except OSError:
-        pass
+    filler = fill_disk(mnt)
     _, stderr = proc.communicate(timeout=600)
     res = _one_line_check(subprocess.CompletedProcess(args, proc.returncode, "", stderr),
                           str(run_dir))

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.faults import fill_disk
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_UPDATE = 2 * 8
 TASK = [
@@ -197,14 +199,7 @@ def test_disk_full_then_freed(portable_run, tmp_path, jax_cache_dir):
     d = mnt / "run"
     shutil.copytree(_copy(portable_run, tmp_path), d)
     last = _steps(d)[-1]
-    filler = mnt / "filler"
-    with filler.open("wb") as f:
-      try:
-        while True:
-          f.write(b"\0" * 65536)
-          f.flush()
-      except OSError:
-        pass
+    filler = fill_disk(mnt)
     n = UPDATES + 2
     args = ["--resume", str(d), "--num-timesteps", str(n * STEPS_PER_UPDATE)]
     full = _run("train.py", args, jax_cache_dir)

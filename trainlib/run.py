@@ -29,7 +29,8 @@ from agents import health, rollout
 from agents.loop import resolve_episode_length
 from configs import ConfigError, Resolved
 from trainlib import media, startup
-from trainlib.rundir import MetricsLog, RunPaths, read_config, write_config
+from trainlib.rundir import (MetricsLog, RunPaths, read_config, write_config,
+                             write_text_atomic)
 
 __all__ = ["Progress", "check_gradients", "evaluate_run", "recorder", "summarize",
            "summary_line", "train_run"]
@@ -146,9 +147,7 @@ def check_gradients(env, resolved: Resolved, paths: RunPaths, primary: bool,
   report = health.check_gradients(env, jax.random.PRNGKey(resolved.run.seed),
                                   name=resolved.env_name)
   if primary:
-    tmp = paths.gradient_check.with_name("gradient_check.json.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    os.replace(tmp, paths.gradient_check)
+    write_text_atomic(paths.gradient_check, json.dumps(report.to_json(), indent=2) + "\n")
   log(f"gradient check: {report.message()} ({report.seconds:.1f}s)")
   if not report.ok:
     raise ConfigError(f"gradient check failed: {report.message()}. "
@@ -302,9 +301,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
                   render_s=round(time.perf_counter() - t1, 2))
     log(f"eval: wrote {paths.video} (episode {i}, the median return "
         f"{returns[i]:.1f}; {frames.shape[0]} frames, {result['render_s']:.1f}s)")
-  tmp = paths.eval.with_name("eval.json.tmp")
-  tmp.write_text(json.dumps(result, indent=2) + "\n")
-  os.replace(tmp, paths.eval)
+  write_text_atomic(paths.eval, json.dumps(result, indent=2) + "\n")
   return result
 
 

@@ -36,7 +36,7 @@ import configs
 from configs import ConfigError, Resolved
 
 __all__ = ["MetricsLog", "RunPaths", "new_run_dir", "read_config",
-           "write_config"]
+           "write_config", "write_text_atomic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,9 @@ def new_run_dir(base: Path, env_name: str, agent: str) -> Path:
   return root
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+  """Writes ``text`` to ``path`` through a temporary file and a rename, so
+  a killed process never leaves a half-written file."""
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_text(text)
   os.replace(tmp, path)
@@ -113,7 +115,7 @@ def write_config(path: Path, resolved: Resolved) -> None:
   header = ("# Resolved config of this run (written by train.py, in the "
             "schema of configs/<env>.yaml).\n# `python train.py --resume "
             "<this dir>` reuses it.\n")
-  _atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
+  write_text_atomic(path, header + yaml.safe_dump(data, sort_keys=False))
 
 
 def read_config(path: Path) -> Resolved:
