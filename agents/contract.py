@@ -26,8 +26,10 @@ class RunContext:
     resume: continue from the latest checkpoint in ``checkpoint_dir``.
     checkpoint_every: updates between checkpoints (0 = only at the end).
     eval_every: updates between deterministic evaluations (0 = none).
-    eval_episodes: episodes of each periodic evaluation.
-    eval_env: the default-mode env those evaluations run on.
+    evaluate: the run's evaluation program (``agents.rollout.
+      evaluation_program``): ``evaluate(params, key) -> EvalResult``, the
+      deterministic policy on the default-mode env; the final evaluation
+      runs the same compiled program. None: no periodic evaluation.
     progress_fn: ``progress_fn(env_steps, metrics)`` at every report.
     log: where status lines go.
     should_stop: asked after every update (SHAC/APG) or evaluation (PPO);
@@ -41,8 +43,7 @@ class RunContext:
   resume: bool = False
   checkpoint_every: int = 0
   eval_every: int = 0
-  eval_episodes: int = 10
-  eval_env: Any = None
+  evaluate: Callable[[Any, Any], Any] | None = None
   progress_fn: ProgressFn | None = None
   log: Callable[[str], None] = print
   should_stop: Callable[[], bool] | None = None

@@ -391,27 +391,22 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
   return policy_params(env, config, ts), metrics
 
 
-def make_evaluator(env: Any, episodes: int, episode_length: int, key: jax.Array
+def make_evaluator(program: Callable[[networks.PolicyParams, jax.Array], Any],
+                   key: jax.Array
                    ) -> Callable[[networks.PolicyParams], dict[str, float]]:
   """A deterministic evaluation for :func:`train`'s ``evaluate_fn``: the
-  policy's ``tanh(mean)`` on ``episodes`` episodes of ``env`` (default mode)
-  from the same initial states every time (``key``), with
-  :func:`agents.rollout.evaluate`. Compiled once; the parameters are an
-  argument, not constants.
+  run's evaluation program (``agents.rollout.evaluation_program``) from the
+  same initial states every time (``key``).
 
   Returns ``evaluate_fn(policy_params) -> {"eval/episode_return",
   "eval/episode_return_std", "eval/episode_length"}``.
   """
-  @jax.jit
-  def run_eval(params):
-    out = rollout_lib.evaluate(env, networks.make_policy(params, True), key,
-                               episodes, episode_length)
-    return {"eval/episode_return": jnp.mean(out.returns),
-            "eval/episode_return_std": jnp.std(out.returns),
-            "eval/episode_length": jnp.mean(out.lengths.astype(jnp.float32))}
-
   def evaluate_fn(params: networks.PolicyParams) -> dict[str, float]:
-    return {k: float(v) for k, v in jax.device_get(run_eval(params)).items()}
+    out = jax.device_get(program(params, key))
+    returns = np.asarray(out.returns, np.float64)
+    return {"eval/episode_return": float(np.mean(returns)),
+            "eval/episode_return_std": float(np.std(returns)),
+            "eval/episode_length": float(np.mean(out.lengths))}
 
   return evaluate_fn
 
@@ -428,9 +423,8 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
   checkpoints together, process 0 alone writes the policy.
 
   Every ``context.eval_every`` updates (0 = never) the policy is evaluated
-  deterministically on ``context.eval_episodes`` episodes of
-  ``context.eval_env`` (the default-mode env), always from the same initial
-  states, and the best so far is written to ``context.best_policy_path``
+  deterministically with ``context.evaluate`` (the run's evaluation
+  program, on the default-mode env), always from the same initial states, and the best so far is written to ``context.best_policy_path``
   with a JSON file beside it (``<name>.json``: its evaluation return), which
   a resumed run reads back. (In a multi-process run every process evaluates
   the same replicated parameters on its own device; process 0 writes.)
@@ -457,10 +451,8 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
     log("no checkpoint yet: starting from scratch")
 
   evaluate_fn = None
-  if context.eval_env is not None and context.eval_every > 0:
-    evaluate = make_evaluator(context.eval_env, context.eval_episodes,
-                              resolve_episode_length(env, config.episode_length),
-                              jax.random.fold_in(key, 2))
+  if context.evaluate is not None and context.eval_every > 0:
+    evaluate = make_evaluator(context.evaluate, jax.random.fold_in(key, 2))
     best_path = context.best_policy_path
     best_meta = Path(str(best_path) + ".json")
     best = {"return": -math.inf}

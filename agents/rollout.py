@@ -333,3 +333,20 @@ def evaluate(env: Env, policy: PolicyFn, key: jax.Array, num_envs: int,
       terminated=jnp.sum(first_end * tr.terminated, axis=0) > 0,
       start=None if record is None else jax.vmap(record)(carry.state),
       trajectory=tr.extras)
+
+
+def evaluation_program(env: Env, apply: Callable[[Any, jax.Array, jax.Array], jax.Array],
+                       num_envs: int, episode_length: int,
+                       record: Callable[[State], Any] | None = None
+                       ) -> Callable[[Any, jax.Array], EvalResult]:
+  """A run's one evaluation program: ``program(params, key) -> EvalResult``,
+  :func:`evaluate` of the policy ``apply(params, obs, key)``, jitted with the
+  parameters and the key as arguments. ``train.py`` builds it once and uses
+  it for the periodic evaluations during training and for the final and
+  best policies' evaluation (eval.json), so a run compiles one evaluation.
+  """
+  def evaluation(params, key):
+    return evaluate(env, lambda obs, k: apply(params, obs, k), key, num_envs,
+                    episode_length, record)
+
+  return jax.jit(evaluation)

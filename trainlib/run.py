@@ -87,6 +87,8 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
     env = _make_env(resolved, differentiable=algo.differentiable)
     eval_env = (_make_env(resolved, differentiable=False) if algo.differentiable
                 else env)  # PPO trains in default mode already
+  # one evaluation program for the periodic evaluations and the final one
+  program = evaluation_program(eval_env, resolved, algo)
 
   if algo.differentiable and resolved.run.gradient_check:
     check_gradients(env, resolved, paths, primary, log)
@@ -108,7 +110,7 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
         policy_path=paths.policy(algo), best_policy_path=paths.best_policy(algo),
         resume=resume, checkpoint_every=int(resolved.run.checkpoint_every),
         eval_every=int(resolved.run.eval_every),
-        eval_episodes=int(resolved.run.eval_episodes), eval_env=eval_env,
+        evaluate=program if algo.differentiable else None,
         progress_fn=progress_fn, log=log))
   finally:
     progress.close()
@@ -126,7 +128,8 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
   # evaluate
   train_s = time.perf_counter() - t0
   log(f"training done in {train_s:.1f}s; evaluating the final policy")
-  result = evaluate_run(paths.root, log=log, resolved=resolved)
+  result = evaluate_run(paths.root, log=log, resolved=resolved,
+                        program=(eval_env, program))
   summary.update(train_s=train_s, wall_s=time.perf_counter() - t0, eval=result)
   log(f"done in {summary['wall_s']:.1f}s: {paths.root}")
   return summary
@@ -153,6 +156,20 @@ def check_gradients(env, resolved: Resolved, paths: RunPaths, primary: bool,
     raise ConfigError(f"gradient check failed: {report.message()}. "
                       f"To train anyway pass --no-gradient-check.")
   return report
+
+
+def evaluation_program(env, resolved: Resolved, algo: agents.Algorithm,
+                       episodes: int | None = None):
+  """The run's evaluation program (``agents.rollout.evaluation_program``):
+  ``resolved.run.eval_episodes`` (or ``episodes``) episodes of the agent's
+  deterministic policy on ``env`` (default mode), recording what eval.json
+  and the video need (:func:`recorder`)."""
+  length = resolve_episode_length(env, getattr(resolved.agent_config,
+                                               "episode_length", None))
+  return rollout.evaluation_program(
+      env, algo.make_apply(env, resolved.agent_config),
+      resolved.run.eval_episodes if episodes is None else episodes, length,
+      recorder(env))
 
 
 def recorder(env) -> Callable[[Any], dict[str, jax.Array]]:
@@ -217,7 +234,8 @@ def summary_line(result: dict[str, Any]) -> str:
 def evaluate_run(run_dir: str | Path, episodes: int | None = None,
                  video: bool | None = None, seed: int = 1_000_003,
                  log: Callable[[str], None] = print,
-                 resolved: Resolved | None = None) -> dict[str, Any]:
+                 resolved: Resolved | None = None,
+                 program: tuple[Any, Callable] | None = None) -> dict[str, Any]:
   """Evaluates a run's final policy; writes eval.json (and video.mp4).
 
   Args:
@@ -230,6 +248,9 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
     log: where to print progress lines.
     resolved: the run's config when the caller has read it already
       (default: read from the run directory).
+    program: ``(env, evaluation_program)`` of the run when the caller built
+      them already (train.py: the program of the periodic evaluations, so a
+      run compiles one); used when ``episodes`` is the run's.
 
   Returns:
     The eval.json content: return_mean, return_std, episodes, returns,
@@ -258,14 +279,13 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None,
     raise FileNotFoundError(
         f"{policy_path} does not exist: the run has not finished. "
         f"Continue it with `python train.py --resume {paths.root}`.")
-  env = _make_env(resolved, differentiable=False)
+  if program is not None and episodes == resolved.run.eval_episodes:
+    env, run_eval = program
+  else:
+    env = _make_env(resolved, differentiable=False)
+    run_eval = evaluation_program(env, resolved, algo, episodes)
   length = resolve_episode_length(env, getattr(resolved.agent_config,
                                                "episode_length", None))
-  record = recorder(env)
-
-  apply = algo.make_apply(env, resolved.agent_config)
-  run_eval = jax.jit(lambda params, k: rollout.evaluate(
-      env, lambda obs, key: apply(params, obs, key), k, episodes, length, record))
 
   def run(path: Path):  # one compile for the final and the best policy
     return jax.device_get(run_eval(algo.load_params(path),
