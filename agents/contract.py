@@ -35,6 +35,9 @@ class RunContext:
     should_stop: asked after every update (SHAC/APG) or evaluation (PPO);
       True ends training there as if the budget were spent (the final
       checkpoint and policy are written).
+    preflight: a check to run before the first update (the gradient health
+      check, for the differentiable agents); SHAC and APG run it while their
+      update compiles. An exception it raises stops the run before training.
   """
   seed: int
   checkpoint_dir: Path
@@ -47,6 +50,7 @@ class RunContext:
   progress_fn: ProgressFn | None = None
   log: Callable[[str], None] = print
   should_stop: Callable[[], bool] | None = None
+  preflight: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ own devices' part of the env batch.
 from __future__ import annotations
 
 import collections
+import threading
 import math
 import time
 from collections.abc import Callable
@@ -167,6 +168,35 @@ def _cached(key: Any, build: Callable[[], Any]) -> Any:
   return value
 
 
+def _beside(main: Callable[[], Any], preflight: Callable[[], None] | None) -> Any:
+  """``main()`` on a daemon thread while ``preflight()`` runs on this one.
+
+  XLA compiles a program on one core; the gradient health check compiles
+  its own, so on two cores the two compiles overlap instead of adding up.
+  Tracing stays safe: differentiable mode installs its solver under a lock
+  (``envs.physics``). If ``preflight`` raises, the exception propagates at
+  once and the compile is abandoned (a daemon thread does not hold the
+  process at exit).
+  """
+  if preflight is None:
+    return main()
+  result: dict[str, Any] = {}
+
+  def work():
+    try:
+      result["value"] = main()
+    except BaseException as e:  # pylint: disable=broad-except
+      result["error"] = e
+
+  thread = threading.Thread(target=work, name="compile-update", daemon=True)
+  thread.start()
+  preflight()
+  thread.join()
+  if "error" in result:
+    raise result["error"]
+  return result["value"]
+
+
 def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: int, *,
         mesh: Mesh, num_updates: int, steps_per_update: int, log_every: int,
         progress_fn: ProgressFn | None,
@@ -175,7 +205,8 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
         initial_carry: rollout_lib.EnvCarry | None = None,
         evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
         evaluate_every: int = 0,
-        should_stop: Callable[[Any], bool] | None = None
+        should_stop: Callable[[Any], bool] | None = None,
+        preflight: Callable[[], None] | None = None
         ) -> tuple[Any, dict[str, float]]:
   """Drives ``update`` from ``train_state.iteration`` to ``num_updates``.
 
@@ -212,9 +243,14 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
     evaluate_every: see ``evaluate_fn``; 0 = never.
     should_stop: ``should_stop(train_state)`` after every update; True ends
       the run there (logged, evaluated and checkpointed as a last update is).
+    preflight: run on this thread while the update compiles on another
+      (:func:`_beside`), e.g. the gradient health check; an exception it
+      raises stops the run before the first update.
 
   Returns:
-    ``(train_state, metrics)`` with the last logged metrics.
+    ``(train_state, metrics)`` with the last logged metrics;
+    ``train/compile_s`` is the update's compile (and the envs' reset), not
+    the preflight.
   """
   replicated, batch = shardings(mesh)
   if jax.process_count() > 1:
@@ -240,12 +276,19 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
         reset_state=state)
   avals = jax.tree.map(lambda x: (x.shape, str(x.dtype)), (train_state, carry))
   avals = (jax.tree.structure(avals), tuple(jax.tree.leaves(avals)))
-  compiled = _cached(
-      None if cache_key is None else ("update", cache_key, mesh, avals),
-      lambda: jax.jit(update, in_shardings=(replicated, batch),
-                      out_shardings=(replicated, batch, replicated)
-                      ).lower(train_state, carry).compile())
-  compile_s = time.perf_counter() - t0
+  compile_s = []
+
+  def build():
+    out = _cached(
+        None if cache_key is None else ("update", cache_key, mesh, avals),
+        lambda: jax.jit(update, in_shardings=(replicated, batch),
+                        out_shardings=(replicated, batch, replicated)
+                        ).lower(train_state, carry).compile())
+    compile_s.append(time.perf_counter() - t0)
+    return out
+
+  compiled = _beside(build, preflight)
+  compile_s = compile_s[0]
   window: list[dict[str, Any]] = []
   last_return = math.nan
   metrics: dict[str, float] = {}
@@ -323,6 +366,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           evaluate_fn: Callable[[networks.PolicyParams], dict[str, float]] | None = None,
           evaluate_every: int = 0,
           should_stop: Callable[[Any], bool] | None = None,
+          preflight: Callable[[], None] | None = None,
           ) -> tuple[networks.PolicyParams, dict[str, float]]:
   """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
 
@@ -357,6 +401,8 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
     evaluate_every: see ``evaluate_fn``; 0 = never.
     should_stop: ``should_stop(train_state)`` after every update; True ends
       training there (a time budget, for example).
+    preflight: run while the first update compiles (see :func:`run`); an
+      exception it raises stops training before the first update.
 
   Returns:
     ``(policy_params, metrics)``: a :class:`agents.networks.PolicyParams` for
@@ -387,7 +433,8 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
                     initial_carry=initial_carry,
                     evaluate_fn=(None if evaluate_fn is None else
                                  lambda t: evaluate_fn(policy_params(env, config, t))),
-                    evaluate_every=evaluate_every, should_stop=should_stop)
+                    evaluate_every=evaluate_every, should_stop=should_stop,
+                    preflight=preflight)
   return policy_params(env, config, ts), metrics
 
 
@@ -486,7 +533,8 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
                       evaluate_fn=evaluate_fn,
                       evaluate_every=context.eval_every,
                       should_stop=(None if context.should_stop is None else
-                                   lambda _: context.should_stop()))
+                                   lambda _: context.should_stop()),
+                      preflight=context.preflight)
   finally:
     ckpts.close()
   if jax.process_index() == 0:

@@ -152,9 +152,12 @@ def train_in_run(env: Any, config: Config, context: RunContext) -> None:
   evaluates at each of ``num_evals`` (its own deterministic evaluation); the
   parameters with the best evaluation return so far go to the directory
   ``context.best_policy_path``. ``context.should_stop`` is asked at each
-  evaluation. The context's ``checkpoint_every``, ``eval_every``,
-  ``eval_episodes`` and ``eval_env`` are not used (``UNUSED_RUN_FIELDS``).
+  evaluation. The context's ``checkpoint_every`` and ``eval_every`` are not
+  used (``UNUSED_RUN_FIELDS``); ``context.evaluate`` neither (Brax evaluates
+  ``num_evals`` times itself). ``context.preflight`` runs before training.
   """
+  if context.preflight is not None:
+    context.preflight()
   log, progress_fn = context.log, context.progress_fn or (lambda *_: None)
   checkpoint_dir, resume = context.checkpoint_dir, context.resume
   best_policy_path = context.best_policy_path

@@ -90,8 +90,10 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
   # one evaluation program for the periodic evaluations and the final one
   program = evaluation_program(eval_env, resolved, algo)
 
+  preflight = None
   if algo.differentiable and resolved.run.gradient_check:
-    check_gradients(env, resolved, paths, primary, log)
+    # runs while the agent's first update compiles (agents.loop)
+    preflight = lambda: check_gradients(env, resolved, paths, primary, log)  # noqa: E731
 
   # train (process 0 writes metrics and progress)
   metrics_log = MetricsLog(paths, resume=resume) if primary else None
@@ -111,7 +113,7 @@ def train_run(resolved: Resolved, run_dir: Path, *, resume: bool = False,
         resume=resume, checkpoint_every=int(resolved.run.checkpoint_every),
         eval_every=int(resolved.run.eval_every),
         evaluate=program if algo.differentiable else None,
-        progress_fn=progress_fn, log=log))
+        progress_fn=progress_fn, log=log, preflight=preflight))
   finally:
     progress.close()
     if metrics_log is not None:

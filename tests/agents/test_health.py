@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ from agents_toy_env import ToyPendulum
 
 import agents
 import configs
-from agents import health
+from agents import health, loop
 from trainlib import run as trainrun
 
 
@@ -100,21 +101,44 @@ def _resolved(tmp_path, gradient_check=True):
 def test_train_run_stops_on_a_flat_reward(tmp_path, monkeypatch):
   """train_run checks before training: a flat reward is a ConfigError (one
   line, exit code 2 in train.py) naming the env and the fix, and the result
-  is in gradient_check.json; the agent never trains."""
+  is in gradient_check.json. The check runs while APG's first update
+  compiles (agents.loop); its failure stops the run before that update: no
+  metrics row, no policy."""
   monkeypatch.setattr(trainrun, "_make_env", lambda resolved, differentiable:
                       ToyTerms("flat", differentiable=differentiable))
-  trained = []
-  algo = agents.algorithm("apg")
-  monkeypatch.setitem(agents.ALGORITHMS, "apg", dataclasses.replace(
-      algo, train=lambda *a: trained.append(a)))
+  resolved = _resolved(tmp_path)
+  resolved = dataclasses.replace(resolved, agent_config=dataclasses.replace(
+      resolved.agent_config, num_envs=2, horizon=4, num_timesteps=80,
+      policy_hidden_sizes=(8,)))
   with pytest.raises(configs.ConfigError) as e:
-    trainrun.train_run(_resolved(tmp_path), tmp_path / "run", log=lambda _: None)
+    trainrun.train_run(resolved, tmp_path / "run", log=lambda _: None)
   msg = str(e.value)
   assert "flat in the actions, use PPO" in msg and "--no-gradient-check" in msg
   assert "\n" not in msg
-  assert not trained
   saved = json.loads((tmp_path / "run" / "gradient_check.json").read_text())
   assert saved["verdict"] == "zero" and saved["env"] == "pendulum_swingup"
+  metrics = tmp_path / "run" / "metrics.csv"
+  assert not metrics.exists() or len(metrics.read_text().splitlines()) <= 1
+  assert not (tmp_path / "run" / "policy.msgpack").exists()
+
+
+def test_the_check_runs_while_the_update_compiles():
+  """agents.loop runs the preflight on the calling thread while the update
+  compiles on another: ``main`` below returns only if the preflight started
+  while it ran; a failing preflight stops at once, whatever ``main`` does."""
+  started = threading.Event()
+
+  def main():
+    assert started.wait(30), "the preflight did not run beside the compile"
+    return threading.current_thread().name
+
+  assert loop._beside(main, started.set) == "compile-update"  # pylint: disable=protected-access
+
+  def failing():
+    raise ValueError("bad gradient")
+
+  with pytest.raises(ValueError, match="bad gradient"):
+    loop._beside(lambda: threading.Event().wait(60), failing)  # pylint: disable=protected-access
 
 
 def test_no_gradient_check_skips_it(tmp_path, monkeypatch):
@@ -124,7 +148,9 @@ def test_no_gradient_check_skips_it(tmp_path, monkeypatch):
   class Trained(Exception):
     pass
 
-  def train(*_):
+  def train(env, config, context):
+    del env, config
+    assert context.preflight is None
     raise Trained
 
   algo = agents.algorithm("apg")
