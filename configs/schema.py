@@ -46,8 +46,8 @@ class RunConfig:
       "Reproducibility").
     gradient_check: before SHAC or APG trains, check that the reward's
       gradient with respect to the actions is finite and nonzero
-      (``agents.health``, a few seconds to a minute, mostly compile); the
-      run stops with a one-line error if it is not. The result is written
+      (``agents.health``: one compile, run beside the agent's first
+      update compile); the run stops with a one-line error if it is not. The result is written
       to ``gradient_check.json``. ``--no-gradient-check`` skips it. PPO
       does not differentiate the env and does not use it.
   """
