@@ -36,16 +36,10 @@ from envs import physics
 LOCOMOTION = ["hopper", "half_cheetah", "ant", "humanoid"]
 
 
-def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int,
-          env=None) -> dict:
-  """Env steps/s of a jitted ``[steps, batch]`` rollout and of its
-  ``value_and_grad`` w.r.t. the actions (median of ``repeats`` runs after
-  the first); ``env`` overrides ``envs.make(name, differentiable)``."""
-  env = env if env is not None else envs.make(name, differentiable=differentiable)
-  keys = jax.random.split(jax.random.PRNGKey(0), batch)
-  state = jax.jit(jax.vmap(env.reset))(keys)
-  actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, batch, env.action_size),
-                               minval=-1.0, maxval=1.0)
+def summed_return(env):
+  """``R(actions [T, B, nu], state) -> scalar``: the batch's summed reward
+  over a ``lax.scan`` of ``vmap(env.step)`` (what these benchmarks time and
+  differentiate)."""
   step = jax.vmap(env.step)
 
   def rollout_return(actions, state):
@@ -56,6 +50,20 @@ def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int,
     _, rewards = jax.lax.scan(body, state, actions)
     return jnp.sum(rewards)
 
+  return rollout_return
+
+
+def bench(name: str, differentiable: bool, batch: int, steps: int, repeats: int,
+          env=None) -> dict:
+  """Env steps/s of a jitted ``[steps, batch]`` rollout and of its
+  ``value_and_grad`` w.r.t. the actions (median of ``repeats`` runs after
+  the first); ``env`` overrides ``envs.make(name, differentiable)``."""
+  env = env if env is not None else envs.make(name, differentiable=differentiable)
+  keys = jax.random.split(jax.random.PRNGKey(0), batch)
+  state = jax.jit(jax.vmap(env.reset))(keys)
+  actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, batch, env.action_size),
+                               minval=-1.0, maxval=1.0)
+  rollout_return = summed_return(env)
   row = {"name": name, "mode": "differentiable" if differentiable else "default"}
   forward = jax.jit(rollout_return)
   compile_s, run_s = common.time_call(forward, actions, state, repeats=repeats)

@@ -37,10 +37,10 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 
 import envs
 from benchmarks import common
+from benchmarks.envs import summed_return
 
 _META = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?metadata=\{([^}]*)\}")
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\d+)')
@@ -163,14 +163,7 @@ def main(argv=None) -> int:
   state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), args.batch))
   actions = jax.random.uniform(jax.random.PRNGKey(1), (args.steps, args.batch, env.action_size),
                                minval=-1.0, maxval=1.0)
-  step = jax.vmap(env.step)
-
-  def rollout_return(actions, state):
-    def body(s, a):
-      s = step(s, a)
-      return s, s.reward
-    _, rewards = jax.lax.scan(body, state, actions)
-    return jnp.sum(rewards)
+  rollout_return = summed_return(env)
 
   out = [f"## Profile: {args.task}, {args.steps}-step rollout x {args.batch} envs "
          f"(`python -m benchmarks.profile --task {args.task} --steps {args.steps} "
