@@ -258,3 +258,12 @@ def test_sampled_log_prob_goes_with_the_policy_action():
   with pytest.raises(ValueError, match="PRNG key"):
     networks.sample_with_log_prob(spec, params, norm, obs, None)
 
+
+def test_sapo_config_errors_name_the_field():
+  from agents import sapo
+  for field, value in (("num_critics", 0), ("init_temperature", 0.0),
+                       ("temperature_learning_rate", -1.0), ("lam", 2.0)):
+    with pytest.raises(ValueError, match=rf"agents\.sapo\.Config\.{field} must be"):
+      sapo.Config(**{field: value})
+  assert sapo.Config().target_entropy_for(3) == -3.0
+  assert sapo.Config(target_entropy=-0.5).target_entropy_for(3) == -0.5
