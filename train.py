@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a policy on an MJX task: ``python train.py ENV [--agent shac|apg|ppo]``.
+"""Train a policy on an MJX task: ``python train.py ENV [--agent shac|apg|sapo|ppo]``.
 
 Every config field is a flag (``python train.py ENV --help`` lists them with
 the preset's defaults). The run directory keeps the resolved config, orbax

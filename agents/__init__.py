@@ -8,16 +8,18 @@ functions that load and apply its saved policy. ``train.py``,
 nowhere else.
 
 Shared pieces live here once:
-  agents.config      AgentConfig: the hyperparameters SHAC and APG share
+  agents.config      AgentConfig: the hyperparameters SHAC, SAPO and APG share
   agents.rollout     vmapped + scanned rollout with auto-reset (APG, SHAC,
-                     evaluation)
-  agents.loop        the training driver shared by APG and SHAC
-  agents.networks    ELU+LayerNorm MLPs, tanh-Gaussian policy, value net
+                     SAPO, evaluation)
+  agents.loop        the training driver shared by APG, SHAC and SAPO
+  agents.networks    ELU+LayerNorm MLPs, tanh-Gaussian policy (and its
+                     log-probability), value net
   agents.normalizer  running observation normaliser
   agents.optim       clip + Adam + linear decay; NaN/inf-skipping update
   agents.checkpoint  save_policy / load_policy, orbax train-state checkpoints
-Algorithms: agents.shac, agents.apg (differentiable), agents.ppo (Brax PPO
-baseline on the default-mode env).
+Algorithms: agents.shac, agents.apg, agents.sapo (SHAC with a maximum-entropy
+objective; differentiable), agents.ppo (Brax PPO baseline on the
+default-mode env).
 """
 
 from __future__ import annotations
@@ -49,10 +51,11 @@ def _differentiable(module) -> Algorithm:
 
 
 def _table() -> dict[str, Algorithm]:
-  from agents import apg, ppo, shac  # pylint: disable=import-outside-toplevel
+  from agents import apg, ppo, sapo, shac  # pylint: disable=import-outside-toplevel
   return {
       "shac": _differentiable(shac),
       "apg": _differentiable(apg),
+      "sapo": _differentiable(sapo),
       "ppo": Algorithm(name=ppo.NAME, config_class=ppo.Config,
                        train=ppo.train_in_run, load_params=ppo.load_params,
                        make_apply=ppo.make_apply, policy_file="policy",

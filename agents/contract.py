@@ -58,7 +58,7 @@ class Algorithm:
   """One row of the agent table.
 
   Attributes:
-    name: the agent's name ("shac", "apg", "ppo").
+    name: the agent's name ("shac", "apg", "sapo", "ppo").
     config_class: its frozen config dataclass.
     train: ``train(env, config, context: RunContext)`` trains, checkpoints,
       keeps the best-evaluated policy and writes the final policy.

@@ -1,4 +1,4 @@
-"""The training driver shared by APG and SHAC: :func:`train` (device mesh,
+"""The training driver shared by APG, SHAC and SAPO: :func:`train` (device mesh,
 compile, logging windows, progress and checkpoint callbacks) and
 :func:`train_in_run` (the same with orbax checkpoints, periodic evaluation
 and the saved policy, driven by an ``agents.RunContext``, as ``train.py``
@@ -368,7 +368,7 @@ def train(agent: ModuleType, env: Any, config: Any, key: jax.Array,
           should_stop: Callable[[Any], bool] | None = None,
           preflight: Callable[[], None] | None = None,
           ) -> tuple[networks.PolicyParams, dict[str, float]]:
-  """Trains a policy with ``agent`` (``agents.shac`` or ``agents.apg``).
+  """Trains a policy with ``agent`` (``agents.shac``, ``agents.apg`` or ``agents.sapo``).
 
   Args:
     agent: the agent module (``NAME``, ``Config``, ``init``, ``make_update``).

@@ -1,5 +1,6 @@
-"""Networks shared by APG and SHAC: ELU + LayerNorm MLPs, a tanh-Gaussian
-policy with reparameterised sampling, and a state-value network.
+"""Networks shared by APG, SHAC and SAPO: ELU + LayerNorm MLPs, a
+tanh-Gaussian policy with reparameterised sampling (and its log-probability,
+for SAPO's entropy term), and a state-value network.
 
 The policy's static description (sizes) is a :class:`PolicySpec` kept in a
 ``pytree_node=False`` field of :class:`PolicyParams`, so a saved
@@ -124,14 +125,63 @@ def policy_apply(spec: PolicySpec, network: Params,
   (reparameterised, so differentiable in the parameters); deterministic ones are
   ``tanh(mean)``.
   """
-  mean, log_std = spec.module().apply(network, normalizer_lib.normalize(norm, obs))
   if deterministic:
+    mean, _ = spec.module().apply(network, normalizer_lib.normalize(norm, obs))
     return jnp.tanh(mean)
+  return sample_with_log_prob(spec, network, norm, obs, key)[0]
+
+
+def tanh_gaussian_log_prob(u: jax.Array, mean: jax.Array,
+                           log_std: jax.Array) -> jax.Array:
+  """Log-density of the action ``a = tanh(u)``, ``u ~ N(mean, exp(log_std)^2)``.
+
+  ``log pi(a) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)]``
+  (change of variables through the tanh). The Jacobian term uses the exact
+  identity ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2 u))``, finite
+  for any ``u`` (``1 - tanh(u)^2`` itself rounds to 0 in float32 once
+  ``|u| > 9``), instead of the common ``log(1 - a^2 + eps)``.
+
+  Args:
+    u: ``[..., action_size]`` pre-tanh sample.
+    mean: ``[..., action_size]`` Gaussian mean.
+    log_std: ``[..., action_size]`` Gaussian log standard deviation.
+
+  Returns:
+    ``[...]`` log-probability, summed over the action dimensions.
+  """
+  z = (u - mean) * jnp.exp(-log_std)
+  log_normal = -0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+  log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+  return jnp.sum(log_normal - log_det, axis=-1)
+
+
+def sample_with_log_prob(spec: PolicySpec, network: Params,
+                         norm: normalizer_lib.NormalizerState, obs: jax.Array,
+                         key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """A reparameterised stochastic action and its log-probability.
+
+  ``a = tanh(mean + std * eps)`` with ``eps ~ N(0, I)`` (the action
+  :func:`policy_apply` samples with the same key), differentiable in the
+  parameters, and ``log pi(a | obs)`` from :func:`tanh_gaussian_log_prob`.
+
+  Args:
+    spec, network, norm: as for :func:`policy_apply`.
+    obs: ``[..., obs_size]``.
+    key: PRNG key of the noise.
+
+  Returns:
+    ``(action [..., action_size], log_prob [...])``.
+
+  Raises:
+    ValueError: if ``key`` is None.
+  """
   if key is None:
     raise ValueError("a stochastic policy needs a PRNG key; pass key= or "
                      "use deterministic=True")
+  mean, log_std = spec.module().apply(network, normalizer_lib.normalize(norm, obs))
   eps = jax.random.normal(key, mean.shape, mean.dtype)
-  return jnp.tanh(mean + jnp.exp(log_std) * eps)
+  u = mean + jnp.exp(log_std) * eps
+  return jnp.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
 
 
 def make_policy(policy_params: PolicyParams, deterministic: bool = True

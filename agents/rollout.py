@@ -1,4 +1,4 @@
-"""The one rollout used by APG, SHAC and evaluation.
+"""The one rollout used by APG, SHAC, SAPO and evaluation.
 
 A batch of ``B`` copies of an (unbatched) Brax env is stepped with
 ``jax.vmap`` and scanned over ``T`` steps with ``jax.lax.scan``; gradients flow
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State
 from flax import struct
 
-PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
+PolicyFn = Callable[[jax.Array, jax.Array], jax.Array | tuple[jax.Array, Any]]
 
 
 @struct.dataclass
@@ -81,6 +81,10 @@ class Transition:
       else None.
     cut: ``[T, B]`` float 1.0 where the step made or broke a contact and the
       gradient was cut there (``cut_at_contact=True``); else None.
+    policy_extras: the second output of a policy that returns
+      ``(action, extras)`` (``[T, B, ...]`` leaves; SAPO: the action's
+      log-probability ``[T, B]``); None for a policy that returns the action
+      alone.
   """
 
   obs: jax.Array
@@ -93,6 +97,7 @@ class Transition:
   metrics: dict[str, jax.Array]
   extras: Any = None
   cut: Any = None
+  policy_extras: Any = None
 
   @property
   def done(self) -> jax.Array:
@@ -189,7 +194,10 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
   Args:
     env: an unbatched Brax env (this function vmaps it).
     policy: ``policy(obs [B, obs_size], key) -> action [B, action_size]``;
-      close over parameters to differentiate through the rollout.
+      close over parameters to differentiate through the rollout. A policy
+      may also return ``(action, extras)``: ``extras`` (a pytree of ``[B,
+      ...]`` leaves, e.g. the action's log-probability) is returned in
+      ``Transition.policy_extras``, with its gradient.
     carry: batched env state from :func:`reset` or a previous rollout.
     key: PRNG key (action noise).
     horizon: ``T``, number of steps.
@@ -225,6 +233,7 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
   def step(c: EnvCarry, step_key: jax.Array):
     state = c.state
     action = policy(state.obs, step_key)
+    action, policy_extras = action if isinstance(action, tuple) else (action, None)
     nstate = jax.vmap(env.step)(state, action)
     steps = c.steps + 1
     env_trunc = nstate.info.get("truncation") if isinstance(nstate.info, dict) else None
@@ -248,7 +257,8 @@ def rollout(env: Env, policy: PolicyFn, carry: EnvCarry, key: jax.Array,
         obs=state.obs, action=action, reward=nstate.reward,
         next_obs=nstate.obs, terminated=terminated, truncated=truncated,
         episode_return=ep_ret * done, metrics=dict(nstate.metrics),
-        extras=None if record is None else jax.vmap(record)(nstate), cut=cut)
+        extras=None if record is None else jax.vmap(record)(nstate), cut=cut,
+        policy_extras=policy_extras)
     # auto-reset: the reset state carries no gradient
     if jax.tree.structure(reset_state) != jax.tree.structure(nstate):
       raise ValueError(

@@ -7,7 +7,10 @@
     render: {...}              # fields of configs.RenderConfig
     shac: {...}                # RunConfig fields + agents.shac.Config fields
     apg: {...}                 # RunConfig fields + agents.apg.Config fields
+    sapo: {...}                # RunConfig fields + agents.sapo.Config fields
     ppo: {...}                 # RunConfig fields + agents.ppo.Config fields
+
+An agent without a section trains with its config class's defaults.
 
 A run directory's ``config.yaml`` has the same schema (plus ``env_name`` and
 ``backend``, with resolved values only), so :func:`resolve_data` reads both.

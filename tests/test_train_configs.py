@@ -110,7 +110,7 @@ def test_unknown_env_and_agent_suggest_close_names():
     configs.check_env_name("cartpole_swingp")
   with pytest.raises(ConfigError, match="Did you mean 'apg'"):
     configs.check_agent("apgg")
-  with pytest.raises(ValueError, match="Valid agents: shac, apg, ppo"):
+  with pytest.raises(ValueError, match="Valid agents: shac, apg, sapo, ppo"):
     agents.algorithm("sac")
 
 

@@ -230,7 +230,7 @@ def parse_train(argv: Sequence[str], backend: str | None = None,
   if env_name is None:
     if not peek.help:
       raise configs.ConfigError(
-          f"missing ENV: python train.py ENV [--agent shac|apg|ppo] ...; "
+          f"missing ENV: python train.py ENV [--agent shac|apg|sapo|ppo] ...; "
           f"ENV is one of {', '.join(env_names)}, or brax/<name> or "
           f"playground/<Name> (docs/envs.md, 'Third-party envs')")
     env_name = HELP_ENV

@@ -40,17 +40,19 @@ class Config(AgentConfig):
 
   def __post_init__(self):
     super().__post_init__()
+    # agents.shac.Config, or the subclass's own name (agents.sapo.Config)
+    name = type(self).__module__.rsplit(".", 1)[0] + ".Config"
     for field in ("critic_epochs", "critic_minibatches"):
       if int(getattr(self, field)) < 1:
-        raise ValueError(f"agents.shac.Config.{field} must be >= 1, got "
+        raise ValueError(f"{name}.{field} must be >= 1, got "
                          f"{getattr(self, field)}")
     if not 0.0 <= self.lam <= 1.0:
-      raise ValueError(f"agents.shac.Config.lam must be in [0, 1], got {self.lam}")
+      raise ValueError(f"{name}.lam must be in [0, 1], got {self.lam}")
     if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f"agents.shac.Config.tau must be in (0, 1], got {self.tau}")
+      raise ValueError(f"{name}.tau must be in (0, 1], got {self.tau}")
     if (self.horizon * self.num_envs) % self.critic_minibatches:
       raise ValueError(
-          f"agents.shac.Config.critic_minibatches={self.critic_minibatches} "
+          f"{name}.critic_minibatches={self.critic_minibatches} "
           f"must divide horizon * num_envs = {self.horizon * self.num_envs}")
 
   @property

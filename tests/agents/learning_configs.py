@@ -91,3 +91,43 @@ def run_locomotion(env, seed: int = 0) -> tuple[float, float, dict]:
   _, metrics = shac.train(env, locomotion_config(), jax.random.PRNGKey(seed),
                           progress_fn=lambda s, m: logs.append(m))
   return logs[1]["train/episode_return"], logs[-1]["train/episode_return"], metrics
+
+
+# SAPO's first updates on the toy pendulum of tests/agents/agents_toy_env.py
+# (pure JAX: compiles and steps in a fraction of an MJX env's time). Every env
+# ends TOY_WINDOW * TOY_HORIZON / TOY_EPISODE episodes per logging window;
+# the score is the last window's mean training return (stochastic policy),
+# compared with the first window's (updates 2 to TOY_WINDOW) and a random
+# policy's.
+TOY_EPISODE = 100
+TOY_ENVS, TOY_HORIZON = 32, 16
+TOY_UPDATES, TOY_WINDOW = 150, 10
+
+
+def make_toy_env():
+  """The toy pendulum with TOY_EPISODE-step episodes (needs tests/agents on
+  ``sys.path``, as tests/agents/conftest.py and learning_spread.py put it)."""
+  from agents_toy_env import ToyPendulum  # pylint: disable=import-outside-toplevel
+  return ToyPendulum(episode_length=TOY_EPISODE)
+
+
+def toy_config(agent: str = "sapo"):
+  """``agent`` ("sapo" or "shac") at its defaults, tiny budget and networks."""
+  from agents import sapo, shac  # pylint: disable=import-outside-toplevel
+  cls = {"sapo": sapo.Config, "shac": shac.Config}[agent]
+  return cls(num_timesteps=TOY_UPDATES * TOY_ENVS * TOY_HORIZON,
+             num_envs=TOY_ENVS, horizon=TOY_HORIZON,
+             policy_hidden_sizes=(32, 32), critic_hidden_sizes=(32, 32),
+             log_every=TOY_WINDOW)
+
+
+def run_toy(env, seed: int = 0, agent: str = "sapo") -> tuple[float, float, dict]:
+  """Returns ``(first, last, metrics)``: the mean training return of the
+  first logging window after the compiling update and of the last window,
+  and the last logged metrics."""
+  from agents import sapo, shac  # pylint: disable=import-outside-toplevel
+  mod = {"sapo": sapo, "shac": shac}[agent]
+  logs = []
+  _, metrics = mod.train(env, toy_config(agent), jax.random.PRNGKey(seed),
+                         progress_fn=lambda s, m: logs.append(m))
+  return logs[1]["train/episode_return"], logs[-1]["train/episode_return"], metrics

@@ -15,6 +15,10 @@ it: its name does not start with ``test_``):
   XLA_FLAGS=--xla_cpu_max_isa=AVX2 python -m tests.agents.learning_spread --seeds 0 1 2 3 4
   XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 python -m tests.agents.learning_spread --seeds 0 1 2 3 4
 
+``--locomotion`` runs the hopper test's SHAC run instead, ``--toy`` the toy
+pendulum test's SAPO run (``--agents shac`` for SHAC on the same run, for
+comparison).
+
 Output: CSV rows ``isa,agent,episodes,seed,first,final,skipped,wall_s`` (``--csv`` appends
 them to a file as well). Returns do not depend on machine load; only the wall
 time does.
@@ -25,11 +29,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 import time
 
 import jax
 
 from tests.agents import learning_configs as lc
+
+# the toy env module (agents_toy_env), as tests/agents/conftest.py does
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _isa() -> str:
@@ -60,7 +68,8 @@ def random_return(env, seed: int, num_envs: int = 64, length: int = 1000) -> flo
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-  p.add_argument("--agents", nargs="+", default=["shac", "apg"])
+  p.add_argument("--agents", nargs="+", default=None,
+                 help="default: shac apg; with --toy: sapo")
   p.add_argument("--episodes", type=int, nargs="+", default=[3],
                  help="training length(s) in 1000-step episodes per env")
   p.add_argument("--no-random", action="store_true",
@@ -70,10 +79,18 @@ def main() -> None:
                  help="the locomotion test's run instead (SHAC on the hopper, "
                       "learning_configs.run_locomotion; --agents and --episodes "
                       "do not apply): first and last logging window's return")
+  p.add_argument("--toy", action="store_true",
+                 help="the toy pendulum test's run instead (SAPO, "
+                      "learning_configs.run_toy; --episodes does not apply): "
+                      "first and last logging window's return")
   args = p.parse_args()
   if args.locomotion:
     locomotion(args)
     return
+  if args.toy:
+    toy(args)
+    return
+  args.agents = args.agents or ["shac", "apg"]
 
   import envs  # pylint: disable=import-outside-toplevel
   env = envs.make(lc.ENV, differentiable=True)
@@ -111,6 +128,21 @@ def locomotion(args) -> None:
     t0 = time.perf_counter()
     first, last, metrics = lc.run_locomotion(env, seed)
     print(f"{isa},shac,{seed},{first:.2f},{last:.2f},"
+          f"{int(metrics['train/skipped_updates'])},{time.perf_counter() - t0:.1f}",
+          flush=True)
+
+
+def toy(args) -> None:
+  env = lc.make_toy_env()
+  isa = _isa()
+  print("isa,agent,seed,first,last,skipped,wall_s", flush=True)
+  for seed in [] if args.no_random else args.seeds:
+    ret = random_return(env, seed, lc.TOY_ENVS, lc.TOY_EPISODE)
+    print(f"{isa},random,{seed},nan,{ret:.2f},0,0", flush=True)
+  for agent, seed in itertools.product(args.agents or ["sapo"], args.seeds):
+    t0 = time.perf_counter()
+    first, last, metrics = lc.run_toy(env, seed, agent)
+    print(f"{isa},{agent},{seed},{first:.2f},{last:.2f},"
           f"{int(metrics['train/skipped_updates'])},{time.perf_counter() - t0:.1f}",
           flush=True)
 

@@ -89,7 +89,7 @@ def test_an_unused_run_field_is_an_error_naming_agent_and_reason(name, write_pre
 
 def test_multi_process_is_declared_per_agent():
   assert {n: a.multi_process for n, a in agents.ALGORITHMS.items()} == {
-      "shac": True, "apg": True, "ppo": False}
+      "shac": True, "apg": True, "sapo": True, "ppo": False}
 
 
 def test_should_stop_ends_training_after_that_update():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from agents.apg import losses as apg_losses
+from agents.sapo import losses as sapo_losses
 from agents.shac import losses
 
 
@@ -109,3 +110,45 @@ def test_apg_loss_discounted_mean():
 def test_critic_loss_mse():
   np.testing.assert_allclose(float(losses.critic_loss(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0]))),
                              2.5)
+
+
+def test_sapo_soft_rewards_add_the_entropy_bonus_with_a_constant_temperature():
+  log_probs = jnp.array([[-1.0, 0.5], [2.0, -0.25], [0.0, 1.0]])
+  got = sapo_losses.soft_rewards(R, log_probs, 0.5)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(R) - 0.5 * np.asarray(log_probs),
+                             rtol=1e-6)
+  # the actor's gradient reaches the log-probabilities, never the temperature
+  g_lp, g_t = jax.grad(lambda lp, t: jnp.sum(sapo_losses.soft_rewards(R, lp, t)),
+                       argnums=(0, 1))(log_probs, 0.5)
+  np.testing.assert_allclose(np.asarray(g_lp), -0.5)
+  assert float(g_t) == 0.0
+
+
+def test_sapo_soft_actor_loss_is_shacs_on_soft_rewards():
+  # one env, T=2, gamma=0.5, alpha=0.1: soft rewards 1 - 0.1*(-2) = 1.2 and
+  # 2 - 0.1*3 = 1.7, then the clipped bootstrap min(4, 6) = 4:
+  # -(1.2 + 0.5*1.7 + 0.25*4) / (T*B) = -3.05 / 2
+  r = jnp.array([[1.0], [2.0]]); lp = jnp.array([[-2.0], [3.0]]); z = jnp.zeros((2, 1))
+  v = sapo_losses.min_over_critics(jnp.array([[[9.0], [4.0]], [[1.0], [6.0]]]))
+  np.testing.assert_array_equal(np.asarray(v), [[1.0], [4.0]])
+  got = losses.actor_loss(sapo_losses.soft_rewards(r, lp, 0.1), v, z, z, 0.5)
+  np.testing.assert_allclose(float(got), -3.05 / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("entropy, target, sign", [(0.5, -1.0, 1.0), (-3.0, -1.0, -1.0)])
+def test_sapo_temperature_falls_above_the_target_entropy_and_rises_below(entropy, target,
+                                                                          sign):
+  log_alpha = jnp.log(0.1)
+  loss, g = jax.value_and_grad(sapo_losses.temperature_loss)(log_alpha, entropy, target)
+  np.testing.assert_allclose(float(g), entropy - target, rtol=1e-6)
+  np.testing.assert_allclose(float(loss), float(log_alpha) * (entropy - target), rtol=1e-6)
+  # a descent step lowers alpha above the target entropy and raises it below
+  assert np.sign(float(g)) == sign
+  # the entropy is a constant of this loss
+  assert float(jax.grad(sapo_losses.temperature_loss, argnums=1)(log_alpha, entropy,
+                                                                  target)) == 0.0
+
+
+def test_sapo_entropy_estimate_is_minus_the_mean_log_prob():
+  lp = jnp.array([[-1.0, 0.5], [2.0, -0.25]])
+  np.testing.assert_allclose(float(sapo_losses.entropy_estimate(lp)), -0.3125, rtol=1e-6)

@@ -201,3 +201,69 @@ def test_evaluate_counts_only_the_first_episode():
   ends = traj[np.asarray(lengths) - 1, np.arange(8)]
   np.testing.assert_allclose(ends, np.stack(last_obs), rtol=1e-5, atol=1e-6)
   assert np.asarray(out.start).shape == (8, traj.shape[-1])
+
+
+def test_tanh_gaussian_log_prob_matches_jax_scipy():
+  rng = np.random.default_rng(0)
+  mean = jnp.asarray(rng.normal(size=(5, 2)), jnp.float32)
+  log_std = jnp.asarray(rng.normal(-0.5, 0.5, size=(5, 2)), jnp.float32)
+  u = mean + jnp.exp(log_std) * jnp.asarray(rng.normal(size=(5, 2)), jnp.float32)
+  want = jnp.sum(jax.scipy.stats.norm.logpdf(u, mean, jnp.exp(log_std))
+                 - jnp.log(1.0 - jnp.square(jnp.tanh(u))), axis=-1)
+  got = networks.tanh_gaussian_log_prob(u, mean, log_std)
+  assert got.shape == (5,)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+def test_tanh_gaussian_log_prob_is_the_density_of_the_squashed_action():
+  """The density of ``a = tanh(u)``, ``u ~ N(mean, std^2)``, by central
+  differences of its CDF ``P(A <= a) = Phi((atanh(a) - mean) / std)`` in
+  float64, against the log-probability at ``u = atanh(a)``."""
+  import math
+  mean, std = 0.3, 0.7
+  cdf = lambda a: 0.5 * (1.0 + math.erf((math.atanh(a) - mean) / (std * math.sqrt(2.0))))
+  h = 1e-6
+  for a in (-0.95, -0.5, 0.0, 0.4, 0.9, 0.99):
+    density = (cdf(a + h) - cdf(a - h)) / (2 * h)
+    got = networks.tanh_gaussian_log_prob(jnp.array([math.atanh(a)]), jnp.array([mean]),
+                                          jnp.array([math.log(std)]))
+    np.testing.assert_allclose(float(got), math.log(density), rtol=1e-4, atol=1e-4)
+
+
+def test_tanh_gaussian_log_prob_is_finite_where_tanh_saturates():
+  # 1 - tanh(u)^2 rounds to 0 in float32 here; the exact identity does not
+  u = jnp.array([12.0, -10.0]); mean = jnp.zeros(2); log_std = jnp.zeros(2)
+  got, grad = jax.value_and_grad(
+      lambda u: networks.tanh_gaussian_log_prob(u, mean, log_std))(u)
+  u64 = np.array([12.0, -10.0])
+  want = np.sum(-0.5 * u64**2 - 0.5 * np.log(2 * np.pi) - np.log1p(-np.tanh(u64)**2))
+  np.testing.assert_allclose(float(got), want, rtol=1e-4)
+  assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_sampled_log_prob_goes_with_the_policy_action():
+  spec = networks.PolicySpec(obs_size=3, action_size=2, hidden_sizes=(8,), init_log_std=-0.5)
+  params = networks.init_policy(spec, jax.random.PRNGKey(0))
+  norm = normalizer.init(3)
+  obs = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+  key = jax.random.PRNGKey(2)
+  action, log_prob = networks.sample_with_log_prob(spec, params, norm, obs, key)
+  # the same action as the stochastic policy draws with that key
+  np.testing.assert_array_equal(
+      np.asarray(action), np.asarray(networks.policy_apply(spec, params, norm, obs, key, False)))
+  mean, log_std = spec.module().apply(params, normalizer.normalize(norm, obs))
+  want = networks.tanh_gaussian_log_prob(jnp.arctanh(action), mean, log_std)
+  assert log_prob.shape == (4,)
+  np.testing.assert_allclose(np.asarray(log_prob), np.asarray(want), rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="PRNG key"):
+    networks.sample_with_log_prob(spec, params, norm, obs, None)
+
+
+def test_sapo_config_errors_name_the_field():
+  from agents import sapo
+  for field, value in (("num_critics", 0), ("init_temperature", 0.0),
+                       ("temperature_learning_rate", -1.0), ("lam", 2.0)):
+    with pytest.raises(ValueError, match=rf"agents\.sapo\.Config\.{field} must be"):
+      sapo.Config(**{field: value})
+  assert sapo.Config().target_entropy_for(3) == -3.0
+  assert sapo.Config(target_entropy=-0.5).target_entropy_for(3) == -0.5
