@@ -70,3 +70,18 @@ def safe_update(optimizer: optax.GradientTransformation, grads: Params,
   params = jax.tree.map(keep, new_params, params)
   opt_state = jax.tree.map(keep, new_opt_state, opt_state)
   return params, opt_state, grad_norm, (~finite).astype(jnp.int32)
+
+
+def actor_and_critic(config: Any) -> tuple[optax.GradientTransformation,
+                                           optax.GradientTransformation]:
+  """The actor's and the critic's optimisers of SHAC and SAPO (a
+  ``shac.Config``): clip + Adam with linear decay over the run's
+  ``num_updates`` actor steps and ``num_updates * critic_epochs *
+  critic_minibatches`` critic steps."""
+  actor = make_optimizer(config.learning_rate, config.max_grad_norm,
+                         config.num_updates, config.end_learning_rate,
+                         config.adam_betas)
+  critic_steps = config.num_updates * config.critic_epochs * config.critic_minibatches
+  critic = make_optimizer(config.critic_learning_rate, config.max_grad_norm,
+                          critic_steps, config.end_learning_rate, config.adam_betas)
+  return actor, critic

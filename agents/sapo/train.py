@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from brax.envs.base import Env
 from flax import struct
 
+from agents import critic as critic_lib
 from agents import loop, networks, normalizer as normalizer_lib, optim
 from agents import rollout as rollout_lib
 from agents.sapo import losses
@@ -79,13 +80,7 @@ class TrainState:
 
 def _optimizers(config: Config):
   """``(actor, critic, temperature)``; the critic's is applied to each critic."""
-  actor = optim.make_optimizer(config.learning_rate, config.max_grad_norm,
-                               config.num_updates, config.end_learning_rate,
-                               config.adam_betas)
-  critic_steps = config.num_updates * config.critic_epochs * config.critic_minibatches
-  critic = optim.make_optimizer(config.critic_learning_rate, config.max_grad_norm,
-                                critic_steps, config.end_learning_rate,
-                                config.adam_betas)
+  actor, critic = optim.actor_and_critic(config)
   temperature = optim.make_optimizer(config.temperature_learning_rate, 0.0,
                                      config.num_updates, config.end_learning_rate,
                                      config.adam_betas)
@@ -170,33 +165,12 @@ def make_update(env: Env, config: Config, episode_length: int,
     targets = shac_losses.td_lambda_targets(rewards, next_values, tr.terminated,
                                             tr.truncated, config.gamma, config.lam)
     n = config.horizon * config.num_envs
-    obs = tr.obs.reshape(n, -1)
-    targets = targets.reshape(n)
-
-    def one_critic_step(params, opt_state, b_obs, b_targets):
-      def closs(p):
-        return shac_losses.critic_loss(value_fn(p, ts.normalizer, b_obs), b_targets)
-      loss, g = jax.value_and_grad(closs)(params)
-      params, opt_state, gnorm, skipped = optim.safe_update(
-          critic_opt, g, opt_state, params, loss)
-      return params, opt_state, loss, gnorm, skipped
-
-    def critic_step(state, batch):
-      value, opt_state, skipped = state
-      b_obs, b_targets = batch
-      value, opt_state, loss, gnorm, sk = jax.vmap(
-          one_critic_step, in_axes=(0, 0, None, None))(value, opt_state, b_obs, b_targets)
-      return (value, opt_state, skipped + jnp.sum(sk)), (jnp.mean(loss), jnp.mean(gnorm))
-
-    def critic_epoch(state, k):
-      perm = jax.random.permutation(k, n)
-      shape = (config.critic_minibatches, config.critic_minibatch_size)
-      batches = (obs[perm].reshape(shape + obs.shape[1:]), targets[perm].reshape(shape))
-      return jax.lax.scan(critic_step, state, batches)
-
-    (value, value_opt_state, critic_skipped), (critic_losses, critic_norms) = jax.lax.scan(
-        critic_epoch, (ts.value, ts.value_opt_state, jnp.zeros((), jnp.int32)),
-        jax.random.split(critic_key, config.critic_epochs))
+    step = critic_lib.regression_step(
+        critic_opt, lambda p, obs: value_fn(p, ts.normalizer, obs), shac_losses.critic_loss)
+    value, value_opt_state, critic_skipped, critic_losses, critic_norms = critic_lib.fit(
+        jax.vmap(step, in_axes=(0, 0, None, None)), ts.value, ts.value_opt_state,
+        tr.obs.reshape(n, -1), targets.reshape(n), critic_key, config.critic_epochs,
+        config.critic_minibatches)
 
     # target critics
     target_value = jax.tree.map(lambda t, v: (1.0 - config.tau) * t + config.tau * v,

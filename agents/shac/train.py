@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from brax.envs.base import Env
 from flax import struct
 
+from agents import critic as critic_lib
 from agents import loop, networks, normalizer as normalizer_lib, optim
 from agents import rollout as rollout_lib
 from agents.shac import losses
@@ -60,17 +61,6 @@ class TrainState:
   skipped_updates: jax.Array
 
 
-def _optimizers(config: Config):
-  actor = optim.make_optimizer(config.learning_rate, config.max_grad_norm,
-                               config.num_updates, config.end_learning_rate,
-                               config.adam_betas)
-  critic_steps = config.num_updates * config.critic_epochs * config.critic_minibatches
-  critic = optim.make_optimizer(config.critic_learning_rate, config.max_grad_norm,
-                                critic_steps, config.end_learning_rate,
-                                config.adam_betas)
-  return actor, critic
-
-
 def init(env: Env, config: Config, key: jax.Array) -> TrainState:
   """Initial :class:`TrainState` (also a restore target for orbax).
 
@@ -84,7 +74,7 @@ def init(env: Env, config: Config, key: jax.Array) -> TrainState:
   spec = networks.policy_spec(env, config)
   policy = networks.init_policy(spec, pkey)
   value = networks.init_value(spec.obs_size, config.critic_hidden_sizes, vkey)
-  actor_opt, critic_opt = _optimizers(config)
+  actor_opt, critic_opt = optim.actor_and_critic(config)
   zero = jnp.zeros((), jnp.int32)
   return TrainState(
       policy=policy, value=value, target_value=value,
@@ -97,7 +87,7 @@ def make_update(env: Env, config: Config, episode_length: int,
                 constrain: Callable[[Any], Any] | None = None):
   """Returns the pure SHAC ``update(train_state, carry) -> (train_state, carry, metrics)``."""
   spec = networks.policy_spec(env, config)
-  actor_opt, critic_opt = _optimizers(config)
+  actor_opt, critic_opt = optim.actor_and_critic(config)
   value_fn = lambda params, norm, obs: networks.value_apply(
       config.critic_hidden_sizes, params, norm, obs)
 
@@ -127,27 +117,11 @@ def make_update(env: Env, config: Config, episode_length: int,
     targets = losses.td_lambda_targets(tr.reward, next_values, tr.terminated,
                                        tr.truncated, config.gamma, config.lam)
     n = config.horizon * config.num_envs
-    obs = tr.obs.reshape(n, -1)
-    targets = targets.reshape(n)
-
-    def critic_step(state, batch):
-      value, opt_state, skipped = state
-      b_obs, b_targets = batch
-      def closs(p):
-        return losses.critic_loss(value_fn(p, ts.normalizer, b_obs), b_targets)
-      loss, g = jax.value_and_grad(closs)(value)
-      value, opt_state, gnorm, sk = optim.safe_update(critic_opt, g, opt_state, value, loss)
-      return (value, opt_state, skipped + sk), (loss, gnorm)
-
-    def critic_epoch(state, k):
-      perm = jax.random.permutation(k, n)
-      shape = (config.critic_minibatches, config.critic_minibatch_size)
-      batches = (obs[perm].reshape(shape + obs.shape[1:]), targets[perm].reshape(shape))
-      return jax.lax.scan(critic_step, state, batches)
-
-    (value, value_opt_state, critic_skipped), (critic_losses, critic_norms) = jax.lax.scan(
-        critic_epoch, (ts.value, ts.value_opt_state, jnp.zeros((), jnp.int32)),
-        jax.random.split(critic_key, config.critic_epochs))
+    step = critic_lib.regression_step(
+        critic_opt, lambda p, obs: value_fn(p, ts.normalizer, obs), losses.critic_loss)
+    value, value_opt_state, critic_skipped, critic_losses, critic_norms = critic_lib.fit(
+        step, ts.value, ts.value_opt_state, tr.obs.reshape(n, -1), targets.reshape(n),
+        critic_key, config.critic_epochs, config.critic_minibatches)
 
     # target critic
     target_value = jax.tree.map(lambda t, v: (1.0 - config.tau) * t + config.tau * v,
