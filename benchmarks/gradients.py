@@ -8,7 +8,10 @@
         [--iterations 8 --ls-iterations 4 | --settings 4/2 6/3 8/4] [--horizon 32] [--directions 12]
         [--reset-seeds 2] [--ad grad|jvp] [--out table.md]
 
-For every task (default: ``envs.names()``), in float64:
+For every task (default: ``envs.names()``; third-party names, ``brax/<name>``
+and ``playground/<Name>``, work too: their differentiable mode has the same
+``config.diff_iterations`` / ``diff_ls_iterations`` fields and
+``--settings`` overrides them), in float64:
 
 * start states: ``resting`` (the task's initial pose settled for
   ``--settle-steps`` steps of C MuJoCo at zero control with a converged
@@ -504,7 +507,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--steps", type=int, default=16, help="--throughput scan length")
   parser.add_argument("--repeats", type=int, default=3, help="--throughput repeats")
   parser.add_argument("--tasks", nargs="*", default=None,
-                      help="task names (default: every registered task)")
+                      help="task names, also brax/<name> and playground/<Name> "
+                           "(default: every registered task)")
   parser.add_argument("--iterations", type=int, default=None,
                       help="override every task's diff_iterations")
   parser.add_argument("--ls-iterations", type=int, default=None,
