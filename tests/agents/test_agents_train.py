@@ -123,6 +123,22 @@ def test_checkpoint_and_resume(tmp_path):
   assert action.shape == (1,)
 
 
+def _stopped_and_restored(agent, env, config, key, tmp_path, updates):
+  """Trains ``agent`` with checkpoints every 2 updates, stops it after
+  ``updates`` (as if killed there), and restores the last checkpoint into a
+  fresh process's template: ``(train_state, env_carry, step)``."""
+  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
+  agent.train(env, config, key, checkpoint_fn=ckpts.save, checkpoint_every=2,
+              should_stop=lambda ts: int(ts.iteration) >= updates)
+  ckpts.close()
+  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
+  state, carry, step, _ = ckpts.restore(
+      agent.init(env, config, jax.random.PRNGKey(9)),
+      loop.abstract_carry(env, config.num_envs, loop.make_mesh(config.num_envs)))
+  ckpts.close()
+  return state, carry, step
+
+
 def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):
   """A checkpoint holds the train state and the envs' state after the same
   update, so training resumed from it (through orbax, on disk) ends
@@ -133,15 +149,7 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):
                       policy_hidden_sizes=(16,), log_every=6)
   key = jax.random.PRNGKey(0)
   full, _ = apg.train(env, config, key)
-  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
-  apg.train(env, config, key, checkpoint_fn=ckpts.save, checkpoint_every=2,
-            should_stop=lambda ts: int(ts.iteration) >= 4)  # "killed" after 4
-  ckpts.close()
-  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
-  state, carry, step, _ = ckpts.restore(
-      apg.init(env, config, jax.random.PRNGKey(9)),
-      loop.abstract_carry(env, config.num_envs, loop.make_mesh(config.num_envs)))
-  ckpts.close()
+  state, carry, step = _stopped_and_restored(apg, env, config, key, tmp_path, 4)
   assert step == 4 and carry is not None
   resumed, _ = apg.train(env, config, key, initial_state=state, initial_carry=carry)
   fresh, _ = apg.train(env, config, key, initial_state=state)
@@ -201,15 +209,7 @@ def test_sapo_learns_its_temperature_and_resumes_bit_identically(tmp_path):
   critics = _leaves(final.value)
   assert all(leaf.shape[0] == config.num_critics for leaf in critics)
   assert any(not np.array_equal(leaf[0], leaf[1]) for leaf in critics)
-  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
-  sapo.train(env, config, key, checkpoint_fn=ckpts.save, checkpoint_every=2,
-             should_stop=lambda ts: int(ts.iteration) >= 2)  # "killed" after 2
-  ckpts.close()
-  ckpts = checkpoint.StateCheckpoints(tmp_path / "checkpoints")
-  state, carry, step, _ = ckpts.restore(
-      sapo.init(env, config, jax.random.PRNGKey(9)),
-      loop.abstract_carry(env, config.num_envs, loop.make_mesh(config.num_envs)))
-  ckpts.close()
+  state, carry, step = _stopped_and_restored(sapo, env, config, key, tmp_path, 2)
   assert step == 2
   resumed, _ = sapo.train(env, config, key, initial_state=state, initial_carry=carry)
   for x, y in zip(_leaves(full.network), _leaves(resumed.network)):
