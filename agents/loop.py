@@ -171,8 +171,11 @@ def _cached(key: Any, build: Callable[[], Any]) -> Any:
 def _beside(main: Callable[[], Any], preflight: Callable[[], None] | None) -> Any:
   """``main()`` on a daemon thread while ``preflight()`` runs on this one.
 
-  XLA compiles a program on one core; the gradient health check compiles
-  its own, so on two cores the two compiles overlap instead of adding up.
+  The gradient health check compiles its own program; run beside the
+  update's compile, the two share the cores instead of running one after
+  the other (XLA:CPU already uses more than one core per compile, so the
+  gain is smaller than the check's time: docs/envs.md, "Gradient health
+  check").
   Tracing stays safe: differentiable mode installs its solver under a lock
   (``envs.physics``). If ``preflight`` raises, the exception propagates at
   once and the compile is abandoned (a daemon thread does not hold the
@@ -276,19 +279,15 @@ def run(update: Callable, train_state: Any, env: Any, key: jax.Array, num_envs: 
         reset_state=state)
   avals = jax.tree.map(lambda x: (x.shape, str(x.dtype)), (train_state, carry))
   avals = (jax.tree.structure(avals), tuple(jax.tree.leaves(avals)))
-  compile_s = []
-
-  def build():
-    out = _cached(
+  def build():  # -> (compiled update, seconds since t0)
+    compiled = _cached(
         None if cache_key is None else ("update", cache_key, mesh, avals),
         lambda: jax.jit(update, in_shardings=(replicated, batch),
                         out_shardings=(replicated, batch, replicated)
                         ).lower(train_state, carry).compile())
-    compile_s.append(time.perf_counter() - t0)
-    return out
+    return compiled, time.perf_counter() - t0
 
-  compiled = _beside(build, preflight)
-  compile_s = compile_s[0]
+  compiled, compile_s = _beside(build, preflight)
   window: list[dict[str, Any]] = []
   last_return = math.nan
   metrics: dict[str, float] = {}
