@@ -480,6 +480,9 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
   from agents import checkpoint  # pylint: disable=import-outside-toplevel
   key = jax.random.PRNGKey(context.seed)
   log = context.log
+  # orbax creates the directory up front; a run that stops before its first
+  # checkpoint (a failed gradient check) removes it again if it made it
+  fresh_dir = not Path(context.checkpoint_dir).exists()
   ckpts = checkpoint.StateCheckpoints(context.checkpoint_dir)
   initial_state = initial_carry = None
   if context.resume and ckpts.latest_step() is not None:
@@ -536,5 +539,10 @@ def train_in_run(agent: ModuleType, env: Any, config: Any,
                       preflight=context.preflight)
   finally:
     ckpts.close()
+    if fresh_dir:
+      try:
+        Path(context.checkpoint_dir).rmdir()  # only if still empty
+      except OSError:
+        pass
   if jax.process_index() == 0:
     checkpoint.save_policy(context.policy_path, params)
