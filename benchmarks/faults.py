@@ -23,6 +23,7 @@ Train.py processes use the usual compilation cache ($MJX_DIFFRL_JAX_CACHE).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import platform
 import random
@@ -64,15 +65,26 @@ def _run(args: list[str], log: Path) -> subprocess.CompletedProcess:
 
 def fill_disk(mount: Path) -> Path:
   """Writes ``mount/filler`` until the file system is full; returns it (its
-  removal frees the space)."""
+  removal frees the space).
+
+  Unbuffered writes: a buffered file would keep the bytes of the last short
+  write and raise ENOSPC again from ``close()``, depending on how the run
+  directory's size aligns with the chunk (CI saw exactly that)."""
   filler = mount / "filler"
-  with filler.open("wb") as f:
-    try:
+  fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+  try:
+    for size in (1 << 16, 1 << 12, 1):  # then the last partial page
+      chunk = bytes(size)
       while True:
-        f.write(b"\0" * 65536)
-        f.flush()
-    except OSError:
-      pass
+        try:
+          if os.write(fd, chunk) < size:
+            break
+        except OSError as e:
+          if e.errno != errno.ENOSPC:
+            raise
+          break
+  finally:
+    os.close(fd)
   return filler
 
 

@@ -191,6 +191,23 @@ def _mount_tmpfs(path: Path, size: str) -> None:
     pytest.skip(f"disk-full case: cannot mount a tmpfs ({e})")
 
 
+@pytest.mark.parametrize("used", [0, 997, 1994, 12345])
+def test_fill_disk_fills_whatever_is_already_there(tmp_path, used):
+  """fill_disk leaves no free block and raises nothing, whatever the bytes
+  already on the file system (997 and 1994 made the buffered version raise
+  ENOSPC from close(), as it did once in CI)."""
+  mnt = tmp_path / "tmpfs"
+  _mount_tmpfs(mnt, "1m")
+  try:
+    (mnt / "used").write_bytes(b"x" * used)
+    filler = fill_disk(mnt)
+    assert os.statvfs(mnt).f_bavail == 0
+    filler.unlink()
+    assert os.statvfs(mnt).f_bavail > 0
+  finally:
+    subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
+
+
 @pytest.mark.slow  # a resume that compiles its update (~30 s)
 def test_disk_full_then_freed(portable_run, tmp_path, jax_cache_dir):
   mnt = tmp_path / "tmpfs"
