@@ -143,7 +143,8 @@ def make_update(env: Env, config: Config, episode_length: int,
       next_values = losses.min_over_critics(
           values_fn(ts.target_value, ts.normalizer, tr.next_obs))
       loss = shac_losses.actor_loss(rewards, next_values, tr.terminated,
-                                    tr.truncated, config.gamma, tr.cut)
+                                    tr.truncated, config.gamma, tr.cut,
+                                    config.terminal_gradient)
       return loss, (new_carry, jax.lax.stop_gradient((tr, rewards, next_values)))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)

@@ -28,6 +28,10 @@ class Config(AgentConfig):
       with contacts. Off by default; the half_cheetah, ant and humanoid
       presets turn it on (measured per task: docs/benchmarks.md,
       docs/training.md).
+    terminal_gradient: at an early termination the actor loss keeps the
+      value 0 but takes the target critic's gradient at the terminal state
+      (:func:`agents.shac.losses.actor_loss`); off by default (a lever of
+      issue 27, measured in docs/benchmarks.md, "Seed table").
   """
 
   lam: float = 0.95
@@ -37,6 +41,7 @@ class Config(AgentConfig):
   critic_minibatches: int = 4
   critic_hidden_sizes: tuple[int, ...] = (64, 64)
   contact_truncation: bool = False
+  terminal_gradient: bool = False
 
   def __post_init__(self):
     super().__post_init__()

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 
 def actor_loss(rewards: jax.Array, next_values: jax.Array, terminated: jax.Array,
                truncated: jax.Array, gamma: float,
-               cut: jax.Array | None = None) -> jax.Array:
+               cut: jax.Array | None = None,
+               terminal_gradient: bool = False) -> jax.Array:
   """Short-horizon actor loss ``-(sum_t gamma^t r_t + gamma^h V(s_h)) / (T*B)``.
 
   The window of each env is split into segments at episode ends. A segment
@@ -35,6 +36,8 @@ def actor_loss(rewards: jax.Array, next_values: jax.Array, terminated: jax.Array
     gamma: discount.
     cut: optional ``[T, B]`` 1.0 where the rollout cut the gradient at a
       contact event (``Transition.cut``).
+    terminal_gradient: keep the critic's gradient (not its value) at early
+      terminations.
 
   Returns:
     Scalar loss.
@@ -44,7 +47,9 @@ def actor_loss(rewards: jax.Array, next_values: jax.Array, terminated: jax.Array
   if cut is not None:
     done = jnp.maximum(done, cut)
   done = done > 0
-  values = jnp.where(terminated > 0, 0.0, next_values)
+  at_end = (next_values - jax.lax.stop_gradient(next_values)
+            if terminal_gradient else 0.0)
+  values = jnp.where(terminated > 0, at_end, next_values)
   last = jnp.arange(T) == T - 1
 
   def step(carry, xs):

@@ -103,7 +103,8 @@ def make_update(env: Env, config: Config, episode_length: int,
           constrain, cut_at_contact=config.contact_truncation)
       next_values = value_fn(ts.target_value, ts.normalizer, tr.next_obs)
       loss = losses.actor_loss(tr.reward, next_values, tr.terminated,
-                               tr.truncated, config.gamma, tr.cut)
+                               tr.truncated, config.gamma, tr.cut,
+                               config.terminal_gradient)
       return loss, (new_carry, jax.lax.stop_gradient((tr, next_values)))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)

@@ -85,6 +85,17 @@ def test_actor_loss_contact_cut_bootstraps_and_restarts_discount():
   np.testing.assert_allclose(float(got), -(6.5 + 6.75) / 6, rtol=1e-6)
 
 
+def test_actor_loss_terminal_gradient_keeps_the_value_and_takes_the_slope():
+  """terminal_gradient: the same loss, and the terminated step's value gets
+  the discount it would have as a bootstrap (0.25 at env1, t=1) instead of 0."""
+  plain = losses.actor_loss(R, V, END_AT_1, Z, 0.5)
+  kept = losses.actor_loss(R, V, END_AT_1, Z, 0.5, terminal_gradient=True)
+  np.testing.assert_allclose(float(kept), float(plain), rtol=1e-6)
+  g_v = jax.grad(losses.actor_loss, argnums=1)(R, V, END_AT_1, Z, 0.5, None, True)
+  np.testing.assert_allclose(np.asarray(g_v), -np.array([[0, 0], [0, 0.25], [0.125, 0.5]]) / 6,
+                             rtol=1e-6)
+
+
 def test_actor_loss_gradients_are_the_discounts():
   g_r, g_v = jax.grad(losses.actor_loss, argnums=(0, 1))(R, V, END_AT_1, Z, 0.5)
   np.testing.assert_allclose(np.asarray(g_r), -np.array([[1, 1], [0.5, 0.5], [0.25, 1]]) / 6,
