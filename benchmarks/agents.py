@@ -241,11 +241,13 @@ def summarize(rows: list[dict]) -> str:
         hit = [r for r in rs if r["eval_return"] >= target]
         if hit:
           h = hit[0]
+          ratio = ppo_steps / max(h["env_steps"], 1)
+          steps = (f"{ratio:.1f}x fewer than" if ratio >= 1 else
+                   f"{1 / ratio:.2f}x as many as")
           notes.append(
               f"- {name}, SHAC seed {seed}: first reached PPO's final return "
               f"(mean {target:.1f}) at {h['env_steps']:,} env steps "
-              f"({ppo_steps / max(h['env_steps'], 1):.1f}x fewer than PPO's "
-              f"{ppo_steps:,.0f}) and {h['wall_s']:.0f} s "
+              f"({steps} PPO's {ppo_steps:,.0f}) and {h['wall_s']:.0f} s "
               f"({h['wall_s'] / ppo_wall:.2f}x PPO's {ppo_wall:.0f} s).")
         else:
           notes.append(
