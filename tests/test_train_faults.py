@@ -17,6 +17,7 @@ One short SHAC run (pendulum_swingup, 3 updates) is trained once per module
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -180,7 +181,10 @@ def test_truncated_orbax_step(portable_run, tmp_path, jax_cache_dir):
   _assert_one_line_error(proc, step, f"rm -r {step}")
 
 
-def _mount_tmpfs(path: Path, size: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str):
+  """A tmpfs of ``size`` mounted at ``path`` for the block, unmounted after
+  (skips the test unless root can mount one)."""
   if os.geteuid() != 0:
     pytest.skip("disk-full case: needs root to mount a tmpfs")
   path.mkdir()
@@ -189,6 +193,10 @@ def _mount_tmpfs(path: Path, size: str) -> None:
                     str(path)], check=True, capture_output=True, timeout=30)
   except (OSError, subprocess.SubprocessError) as e:
     pytest.skip(f"disk-full case: cannot mount a tmpfs ({e})")
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", str(path)], check=False, capture_output=True)
 
 
 @pytest.mark.parametrize("used", [0, 997, 1994, 12345])
@@ -196,23 +204,17 @@ def test_fill_disk_fills_whatever_is_already_there(tmp_path, used):
   """fill_disk leaves no free block and raises nothing, whatever the bytes
   already on the file system (997 and 1994 made the buffered version raise
   ENOSPC from close(), as it did once in CI)."""
-  mnt = tmp_path / "tmpfs"
-  _mount_tmpfs(mnt, "1m")
-  try:
+  with _tmpfs(tmp_path / "tmpfs", "1m") as mnt:
     (mnt / "used").write_bytes(b"x" * used)
     filler = fill_disk(mnt)
     assert os.statvfs(mnt).f_bavail == 0
     filler.unlink()
     assert os.statvfs(mnt).f_bavail > 0
-  finally:
-    subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
 
 
 @pytest.mark.slow  # a resume that compiles its update (~30 s)
 def test_disk_full_then_freed(portable_run, tmp_path, jax_cache_dir):
-  mnt = tmp_path / "tmpfs"
-  _mount_tmpfs(mnt, "8m")
-  try:
+  with _tmpfs(tmp_path / "tmpfs", "8m") as mnt:
     d = mnt / "run"
     shutil.copytree(_copy(portable_run, tmp_path), d)
     last = _steps(d)[-1]
@@ -227,5 +229,3 @@ def test_disk_full_then_freed(portable_run, tmp_path, jax_cache_dir):
     assert freed.returncode == 0, freed.stderr[-3000:]
     assert f"resumed from checkpoint at update {last}" in freed.stdout
     assert _steps(d)[-1] == n
-  finally:
-    subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
