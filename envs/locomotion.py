@@ -6,7 +6,14 @@ Reward terms (all smooth; weights in each task's config):
 * ``ctrl``: ``-ctrl_cost_weight * sum(action^2)``;
 * ``height``: ``height_weight * (torso z - termination_height)`` (tasks that
   can fall);
-* ``upright``: ``upright_weight * (torso z-axis . world z)``.
+* ``upright``: ``upright_weight * (torso z-axis . world z)``;
+* ``fall`` (off by default): ``-fall_penalty_weight * (d_h^2 + d_u^2)``, where
+  ``d_h`` is how far the torso is into the ``fall_height_margin`` band above
+  ``termination_height``, as a fraction of the band (0 above it, 1 at the
+  termination height), and ``d_u`` the same for the uprightness and
+  ``fall_upright_margin`` above ``min_upright``. It is smooth (C1) and
+  non-zero only near a termination, so it gives the short-horizon gradient a
+  slope towards staying up before the fall ends the episode.
 
 The reward is their sum. Tasks that can fall terminate when the torso drops
 below ``termination_height`` or tilts past ``min_upright``; termination is a
@@ -37,6 +44,12 @@ class LocomotionConfig(base.EnvConfig):
       ``None`` never terminates on height.
     min_upright: the episode ends when the torso's z-axis has a world-z
       component below this (``-1`` disables it).
+    fall_penalty_weight: weight of the ``fall`` term (0 disables it): the
+      penalty per step at a termination boundary, per condition.
+    fall_height_margin: width (m) of the band above ``termination_height``
+      in which the ``fall`` term is non-zero.
+    fall_upright_margin: width of the band above ``min_upright`` in which
+      the ``fall`` term is non-zero.
   """
 
   forward_weight: float = 1.0
@@ -45,6 +58,20 @@ class LocomotionConfig(base.EnvConfig):
   upright_weight: float = 0.0
   termination_height: float | None = None
   min_upright: float = -1.0
+  fall_penalty_weight: float = 0.0
+  fall_height_margin: float = 0.15
+  fall_upright_margin: float = 0.2
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.fall_penalty_weight < 0:
+      raise ValueError(
+          f"fall_penalty_weight={self.fall_penalty_weight} is negative; it is "
+          "the size of a penalty: pass a value >= 0 (0 disables the term)")
+    for name in ("fall_height_margin", "fall_upright_margin"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{name}={getattr(self, name)} must be > 0: it is "
+                         "the width of the band where the fall term acts")
 
 
 class LocomotionEnv(base.MjxEnv):
@@ -91,7 +118,24 @@ class LocomotionEnv(base.MjxEnv):
       terms["height"] = c.height_weight * (self._torso_height(data) - floor)
     if c.upright_weight:
       terms["upright"] = c.upright_weight * self._upright(data)
+    if c.fall_penalty_weight:
+      terms["fall"] = -c.fall_penalty_weight * self._fall_closeness(data)
     return terms
+
+  def _fall_closeness(self, data: mjx.Data) -> jax.Array:
+    """Sum of the squared depths into the bands above the termination
+    thresholds, each as a fraction of its band (0 when clear of both)."""
+    c = self.config
+    total = jnp.zeros(())
+    if c.termination_height is not None:
+      d = (c.termination_height + c.fall_height_margin
+           - self._torso_height(data)) / c.fall_height_margin
+      total = total + jnp.square(jnp.maximum(d, 0.0))
+    if c.min_upright > -1.0:
+      d = (c.min_upright + c.fall_upright_margin
+           - self._upright(data)) / c.fall_upright_margin
+      total = total + jnp.square(jnp.maximum(d, 0.0))
+    return total
 
   def _terminated(self, data: mjx.Data) -> jax.Array:
     c = self.config

@@ -119,3 +119,36 @@ def test_reset_state_is_brax_state_with_reward_metrics():
   assert isinstance(state, brax_base.State)
   assert set(state.metrics) == {"reward/upright", "reward/centered",
                                 "reward/small_control", "reward/small_velocity"}
+
+
+def test_fall_term_is_zero_when_clear_and_grows_towards_termination():
+  """The locomotion ``fall`` penalty (off by default): 0 outside its bands,
+  the weight at each termination boundary, with a slope that points up."""
+  import jax.numpy as jnp
+  import numpy as np
+  assert envs.default_config("hopper").fall_penalty_weight == 0.0
+  env = envs.make("hopper", fall_penalty_weight=2.0, fall_height_margin=0.2,
+                  fall_upright_margin=0.25)
+  c = env.config  # termination at 0.7 m and uprightness 0.5
+
+  class Data:  # the fields the reward terms read
+    def __init__(self, z, up):
+      self.qvel = jnp.zeros(6)
+      self.xpos = jnp.zeros((4, 3)).at[1, 2].set(z)
+      self.xmat = jnp.zeros((4, 3, 3)).at[1, 2, 2].set(up)
+
+  def fall(z, up):
+    terms = env._reward_terms(None, Data(z, up), jnp.zeros(3))
+    return terms["fall"]
+
+  assert float(fall(1.25, 1.0)) == 0.0
+  assert float(fall(c.termination_height + 0.2, 0.75)) == 0.0  # band edges
+  np.testing.assert_allclose(fall(c.termination_height, 1.0), -2.0, rtol=1e-6)
+  np.testing.assert_allclose(fall(1.25, c.min_upright), -2.0, rtol=1e-6)
+  np.testing.assert_allclose(fall(0.8, 0.625), -2.0 * (0.25 + 0.25), rtol=1e-6)
+  dz, dup = jax.grad(fall, argnums=(0, 1))(0.8, 0.625)
+  assert float(dz) > 0 and float(dup) > 0  # higher and more upright is better
+  with pytest.raises(ValueError, match="fall_penalty_weight"):
+    envs.make("hopper", fall_penalty_weight=-1.0)
+  with pytest.raises(ValueError, match="fall_height_margin"):
+    envs.make("hopper", fall_height_margin=0.0)
