@@ -15,8 +15,9 @@ is removed from the child's environment). Per run it records:
   (``eval/episode_return`` in ``metrics.csv``) divided by the final
   evaluation's return (issue 27's criterion: >= 0.8 on a run that holds);
 * ``wall_s``: the whole command's wall clock, with the 1-minute load before
-  and after and ``concurrent``, the number of runs this invocation had
-  going at once (1 = measured alone, if nothing else ran: see the loads);
+  and after and ``concurrent``, the number of runs going at once: this
+  invocation's, plus ``--others`` declared for other jobs on the machine
+  (1 = measured alone, if nothing else ran: see the loads);
 * ``success``: the task's target (``TARGETS``) met, and the run within the
   task's wall-clock budget when it ran alone.
 
@@ -266,11 +267,17 @@ def main(argv=None) -> int:
   p.add_argument("--jobs", type=int, default=1,
                  help="runs at once (returns do not depend on load; wall clocks "
                       "of runs with --jobs > 1 are not timings)")
+  p.add_argument("--others", type=int, default=0,
+                 help="jobs of other invocations sharing the machine for the "
+                      "whole table (e.g. a second benchmarks.seeds): counted in "
+                      "`concurrent`, so no wall clock is taken for a timing")
   p.add_argument("--runs", default="runs/seeds", help="parent of the run directories")
   p.add_argument("--out", default="docs/seeds", help="where seeds.csv/.md/.png go")
   p.add_argument("train_args", nargs="*",
                  help="extra train.py arguments after --, e.g. -- --no-video")
   args = p.parse_args(argv)
+  if args.others < 0:
+    p.error(f"--others must be >= 0, got {args.others}")
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   csv_path = out / "seeds.csv"
@@ -288,7 +295,8 @@ def main(argv=None) -> int:
   log(f"{len(jobs)} runs, {args.jobs} at a time, load {common.load_average():.2f}")
   with futures.ThreadPoolExecutor(args.jobs) as pool:
     pending = [pool.submit(run_one, t, s, Path(args.runs), args.train_args,
-                           min(args.jobs, len(jobs)), log) for t, s in jobs]
+                           min(args.jobs, len(jobs)) + args.others, log)
+               for t, s in jobs]
     for fut in futures.as_completed(pending):
       record(fut.result())
   log(f"done; {csv_path}")

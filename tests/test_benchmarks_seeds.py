@@ -73,3 +73,23 @@ def test_markdown_counts_successes_and_marks_concurrent_wall_clocks():
   assert "| hopper | >= 2 m/s, <= 0 falls, <= 15 min | 4 of 5 | 1 of 2 |" in text
   assert "10.0 min (seed 0)" in text  # only the run measured alone
   assert "15.0 min (seed 1)" not in text
+
+
+def test_other_jobs_on_the_machine_count_as_concurrent(tmp_path, monkeypatch):
+  """``--others N``: runs of a second invocation make no wall clock a timing."""
+  seen = []
+
+  def fake_run_one(task, seed, runs, extra, concurrent, log):
+    seen.append(concurrent)
+    return {"task": task, "seed": seed, "concurrent": concurrent,
+            "success": False, "reached": False, "return": 10.0,
+            "velocity": 1.0, "falls": 0, "episodes": 10, "stability": 1.0,
+            "wall_s": 60.0}
+
+  monkeypatch.setattr(seeds, "run_one", fake_run_one)
+  assert seeds.main(["--tasks", "hopper", "--seeds", "0", "--others", "1",
+                     "--out", str(tmp_path), "--runs", str(tmp_path / "r")]) == 0
+  assert seen == [2]
+  assert [r["concurrent"] for r in common.read_csv(str(tmp_path / "seeds.csv"))] == ["2"]
+  with pytest.raises(SystemExit):
+    seeds.main(["--tasks", "hopper", "--others", "-1", "--out", str(tmp_path)])
