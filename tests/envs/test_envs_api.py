@@ -7,7 +7,9 @@ import dataclasses
 
 import brax.envs
 import jax
+import jax.numpy as jnp
 import mujoco
+import numpy as np
 import pytest
 from brax.envs import base as brax_base
 
@@ -124,8 +126,6 @@ def test_reset_state_is_brax_state_with_reward_metrics():
 def test_fall_term_is_zero_when_clear_and_grows_towards_termination():
   """The locomotion ``fall`` penalty (off by default): 0 outside its bands,
   the weight at each termination boundary, with a slope that points up."""
-  import jax.numpy as jnp
-  import numpy as np
   assert envs.default_config("hopper").fall_penalty_weight == 0.0
   env = envs.make("hopper", fall_penalty_weight=2.0, fall_height_margin=0.2,
                   fall_upright_margin=0.25)
