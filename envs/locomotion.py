@@ -126,15 +126,17 @@ class LocomotionEnv(base.MjxEnv):
     """Sum of the squared depths into the bands above the termination
     thresholds, each as a fraction of its band (0 when clear of both)."""
     c = self.config
+
+    def depth_squared(value, threshold, margin):
+      return jnp.square(jnp.maximum((threshold + margin - value) / margin, 0.0))
+
     total = jnp.zeros(())
     if c.termination_height is not None:
-      d = (c.termination_height + c.fall_height_margin
-           - self._torso_height(data)) / c.fall_height_margin
-      total = total + jnp.square(jnp.maximum(d, 0.0))
+      total += depth_squared(self._torso_height(data), c.termination_height,
+                             c.fall_height_margin)
     if c.min_upright > -1.0:
-      d = (c.min_upright + c.fall_upright_margin
-           - self._upright(data)) / c.fall_upright_margin
-      total = total + jnp.square(jnp.maximum(d, 0.0))
+      total += depth_squared(self._upright(data), c.min_upright,
+                             c.fall_upright_margin)
     return total
 
   def _terminated(self, data: mjx.Data) -> jax.Array:
