@@ -47,7 +47,8 @@ def _differentiable(module) -> Algorithm:
                    load_params=checkpoint.load_policy, make_apply=make_apply,
                    policy_file="policy.msgpack",
                    best_policy_file="policy_best.msgpack",
-                   differentiable=True, multi_process=True)
+                   differentiable=True, multi_process=True,
+                   init=module.init, train_loop=module.train)
 
 
 def _table() -> dict[str, Algorithm]:

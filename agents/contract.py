@@ -73,6 +73,11 @@ class Algorithm:
     multi_process: can train over several processes (``jax.distributed``).
     unused_run_fields: ``configs.RunConfig`` fields this agent does not use,
       each with the reason; setting one is an error that gives it.
+    init: ``init(env, config, key) -> TrainState``, the state a run starts
+      from (None where the trainer is not ours: PPO).
+    train_loop: ``train_loop(env, config, key, progress_fn, should_stop=...)``,
+      the trainer without a run directory (what the benchmarks drive; None
+      for PPO, which they run through Brax's ``ppo.train``).
   """
   name: str
   config_class: type
@@ -84,3 +89,5 @@ class Algorithm:
   differentiable: bool
   multi_process: bool
   unused_run_fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  init: Callable[..., Any] | None = None
+  train_loop: Callable[..., Any] | None = None

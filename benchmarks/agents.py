@@ -50,7 +50,8 @@ EVAL_ENVS = 10
 EVAL_KEY = jax.random.PRNGKey(7)
 FIELDS = ("env", "agent", "seed", "budget_s", "env_steps", "wall_s", "compile_s",
           "eval_return", "forward_velocity", "fall_rate")
-AGENTS = ("shac", "apg", "ppo")
+AGENTS = ("shac", "apg", "sapo", "ppo")
+DEFAULT_AGENTS = ("shac", "apg", "ppo")
 
 
 class Evaluator:
@@ -299,7 +300,7 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
   parser = common.parser(__doc__)
   parser.add_argument("--envs", nargs="+", default=["hopper", "half_cheetah"])
-  parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+  parser.add_argument("--agents", nargs="+", default=list(DEFAULT_AGENTS), choices=AGENTS)
   parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   parser.add_argument("--budget-s", type=float, default=150.0,
                       help="wall-clock per run, compile included (default 150)")

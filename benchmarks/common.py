@@ -174,8 +174,8 @@ def policy_params(env, config, train_state):
 
 
 def init_state(agent: str, env, config, seed: int):
-  """The training state SHAC or APG starts from."""
-  return _module(agent).init(env, config, jax.random.PRNGKey(seed))
+  """The training state a differentiable agent (SHAC, APG, SAPO) starts from."""
+  return _differentiable(agent).init(env, config, jax.random.PRNGKey(seed))
 
 
 def ppo_kwargs(config, episode_length: int) -> dict[str, Any]:
@@ -191,7 +191,7 @@ class StopTraining(Exception):
 
 def train_until(agent: str, env, config, seed: int, progress_fn: Callable,
                 stop: Callable[[Any], bool]) -> bool:
-  """Trains SHAC or APG; after every update ``stop(train_state)`` decides
+  """Trains a differentiable agent (SHAC, APG, SAPO); after every update ``stop(train_state)`` decides
   whether to end the run there. Returns True when ``stop`` ended it, False
   when the preset's ``num_timesteps`` did."""
 
@@ -202,11 +202,17 @@ def train_until(agent: str, env, config, seed: int, progress_fn: Callable,
       stopped.append(True)
     return bool(stopped)
 
-  _module(agent).train(env, config, jax.random.PRNGKey(seed), progress_fn,
-                       should_stop=should_stop)
+  _differentiable(agent).train_loop(env, config, jax.random.PRNGKey(seed),
+                                    progress_fn, should_stop=should_stop)
   return bool(stopped)
 
 
-def _module(agent: str):
-  from agents import apg, shac  # pylint: disable=import-outside-toplevel
-  return {"shac": shac, "apg": apg}[agent]
+def _differentiable(agent: str):
+  """The agent table's row of ``agent``, which must train through our own loop."""
+  import agents  # pylint: disable=import-outside-toplevel
+  row = agents.algorithm(agent)
+  if row.train_loop is None:
+    names = [n for n, a in agents.ALGORITHMS.items() if a.train_loop is not None]
+    raise ValueError(f"agent {agent!r} has no training loop of ours to drive "
+                     f"(it trains through its own library); use one of {names}")
+  return row

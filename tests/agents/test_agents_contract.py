@@ -105,3 +105,18 @@ def test_should_stop_ends_training_after_that_update():
   assert steps == [64, 128]  # the first update, then the stop is logged
   assert [int(s.iteration) for s in saved] == [2]  # the final checkpoint
   assert metrics["train/iteration"] == 2
+
+
+def test_the_benchmarks_drive_every_differentiable_agent_through_the_table():
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
+  for name, algo in agents.ALGORITHMS.items():
+    assert (algo.init is not None) == algo.differentiable, name
+    assert (algo.train_loop is not None) == algo.differentiable, name
+  env = ToyPendulum(episode_length=20)
+  for name in ("shac", "apg", "sapo"):
+    config = agents.algorithm(name).config_class(
+        num_timesteps=64, num_envs=8, horizon=8, policy_hidden_sizes=(4,))
+    state = common.init_state(name, env, config, seed=0)
+    assert common.policy_params(env, config, state) is not None
+  with pytest.raises(ValueError, match=r"'ppo' has no training loop of ours.*'shac'"):
+    common.init_state("ppo", env, None, seed=0)
