@@ -30,8 +30,8 @@ class Config(AgentConfig):
       docs/training.md).
     terminal_gradient: at an early termination the actor loss keeps the
       value 0 but takes the target critic's gradient at the terminal state
-      (:func:`agents.shac.losses.actor_loss`); off by default (a lever of
-      issue 27, measured in docs/benchmarks.md, "Seed table").
+      (:func:`agents.shac.losses.actor_loss`); off by default, on in the
+      hopper preset (measured in docs/benchmarks.md, "Seed table").
   """
 
   lam: float = 0.95
