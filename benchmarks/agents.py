@@ -42,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+import agents  # noqa: E402
 from benchmarks import common  # noqa: E402
 
 common.enable_cache()  # the one cache directory of train.py
@@ -50,7 +51,7 @@ EVAL_ENVS = 10
 EVAL_KEY = jax.random.PRNGKey(7)
 FIELDS = ("env", "agent", "seed", "budget_s", "env_steps", "wall_s", "compile_s",
           "eval_return", "forward_velocity", "fall_rate")
-AGENTS = ("shac", "apg", "sapo", "ppo")
+AGENTS = tuple(agents.ALGORITHMS)  # the agent table
 DEFAULT_AGENTS = ("shac", "apg", "ppo")
 
 

@@ -191,9 +191,9 @@ class StopTraining(Exception):
 
 def train_until(agent: str, env, config, seed: int, progress_fn: Callable,
                 stop: Callable[[Any], bool]) -> bool:
-  """Trains a differentiable agent (SHAC, APG, SAPO); after every update ``stop(train_state)`` decides
-  whether to end the run there. Returns True when ``stop`` ended it, False
-  when the preset's ``num_timesteps`` did."""
+  """Trains a differentiable agent (SHAC, APG, SAPO); after every update
+  ``stop(train_state)`` decides whether to end the run there. Returns True
+  when ``stop`` ended it, False when the preset's ``num_timesteps`` did."""
 
   stopped = []
 
