@@ -14,6 +14,10 @@ Reward terms (all smooth; weights in each task's config):
   ``fall_upright_margin`` above ``min_upright``. It is smooth (C1) and
   non-zero only near a termination, so it gives the short-horizon gradient a
   slope towards staying up before the fall ends the episode.
+* ``healthy`` (off by default): ``healthy_reward`` on every step that does
+  not terminate (Gym's and Brax's ``healthy_reward``). Constant, so it has
+  no gradient; it changes what the critic learns: a state from which the
+  policy falls early is worth less by the bonus it will not collect.
 
 The reward is their sum. Tasks that can fall terminate when the torso drops
 below ``termination_height`` or tilts past ``min_upright``; termination is a
@@ -50,6 +54,8 @@ class LocomotionConfig(base.EnvConfig):
       in which the ``fall`` term is non-zero.
     fall_upright_margin: width of the band above ``min_upright`` in which
       the ``fall`` term is non-zero.
+    healthy_reward: reward per step that does not terminate (0 disables the
+      term; only tasks that can fall may set it).
   """
 
   forward_weight: float = 1.0
@@ -61,9 +67,16 @@ class LocomotionConfig(base.EnvConfig):
   fall_penalty_weight: float = 0.0
   fall_height_margin: float = 0.15
   fall_upright_margin: float = 0.2
+  healthy_reward: float = 0.0
 
   def __post_init__(self):
     super().__post_init__()
+    if self.healthy_reward and (self.termination_height is None
+                                and self.min_upright <= -1.0):
+      raise ValueError(
+          f"healthy_reward={self.healthy_reward} on a task that never "
+          "terminates is a constant added to every step: leave it at 0, or "
+          "set termination_height or min_upright")
     if self.fall_penalty_weight < 0:
       raise ValueError(
           f"fall_penalty_weight={self.fall_penalty_weight} is negative; it is "
@@ -120,6 +133,9 @@ class LocomotionEnv(base.MjxEnv):
       terms["upright"] = c.upright_weight * self._upright(data)
     if c.fall_penalty_weight:
       terms["fall"] = -c.fall_penalty_weight * self._fall_closeness(data)
+    if c.healthy_reward:
+      terms["healthy"] = jnp.where(self._terminated(data), 0.0,
+                                   c.healthy_reward)
     return terms
 
   def _fall_closeness(self, data: mjx.Data) -> jax.Array:

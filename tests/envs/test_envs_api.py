@@ -152,3 +152,27 @@ def test_fall_term_is_zero_when_clear_and_grows_towards_termination():
     envs.make("hopper", fall_penalty_weight=-1.0)
   with pytest.raises(ValueError, match="fall_height_margin"):
     envs.make("hopper", fall_height_margin=0.0)
+
+
+def test_healthy_term_pays_while_standing_and_never_on_a_fall():
+  """The locomotion ``healthy`` bonus (off by default): the bonus on a step
+  that does not terminate, 0 on one that does, and refused on a task that
+  cannot fall."""
+  assert envs.default_config("ant").healthy_reward == 0.0
+  env = envs.make("hopper", healthy_reward=2.0)
+  c = env.config
+
+  class Data:
+    def __init__(self, z, up):
+      self.qvel = jnp.zeros(6)
+      self.xpos = jnp.zeros((4, 3)).at[1, 2].set(z)
+      self.xmat = jnp.zeros((4, 3, 3)).at[1, 2, 2].set(up)
+
+  def healthy(z, up):
+    return float(env._reward_terms(None, Data(z, up), jnp.zeros(3))["healthy"])
+
+  assert healthy(1.25, 1.0) == 2.0
+  assert healthy(c.termination_height - 0.01, 1.0) == 0.0
+  assert healthy(1.25, c.min_upright - 0.01) == 0.0
+  with pytest.raises(ValueError, match="healthy_reward.*never terminates"):
+    envs.make("half_cheetah", healthy_reward=1.0)
