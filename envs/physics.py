@@ -48,11 +48,14 @@ import warnings
 from collections.abc import Iterator
 
 import jax
+import jax.extend.core as _jex_core
+import jax.flatten_util
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import mjx
 from mujoco.mjx._src import constraint as _mjx_constraint
+from mujoco.mjx._src import forward as _mjx_forward
 from mujoco.mjx._src import math as _mjx_math
 from mujoco.mjx._src import solver as _mjx_solver
 from mujoco.mjx._src import support as _mjx_support
@@ -401,6 +404,160 @@ def _solve(m: mjx.Model, d: mjx.Data) -> mjx.Data:
 
 
 # --------------------------------------------------------------------------
+# fwd_position's reverse pass as a forward-mode Jacobian (small models)
+# --------------------------------------------------------------------------
+
+_MJX_FWD_POSITION = _mjx_forward.fwd_position
+
+# Models with at most this many ``qpos`` entries take the Jacobian path of
+# ``_jacobian_fwd_position``. Measured (docs/benchmarks.md, "fwd_position's
+# reverse pass as a forward-mode Jacobian"): faster at nq = 1 and 2, slower
+# at nq = 6 (hopper); nq = 3 to 5 was not measured.
+JACOBIAN_MAX_QPOS = 2
+
+
+def _dependencies(jaxpr) -> list[int]:
+  """For each outvar of ``jaxpr``, a bitmask of the invars it depends on
+  (conservatively: an equation's outputs depend on all of its inputs)."""
+  deps = {v: 1 << i for i, v in enumerate(jaxpr.invars)}
+
+  def of(atom):
+    return deps.get(atom, 0) if isinstance(atom, _jex_core.Var) else 0
+
+  for eqn in jaxpr.eqns:
+    mask = 0
+    for atom in eqn.invars:
+      mask |= of(atom)
+    for v in eqn.outvars:
+      deps[v] = mask
+  return [of(v) for v in jaxpr.outvars]
+
+
+@dataclasses.dataclass(frozen=True)
+class _PositionPlan:
+  """Which leaves of ``mjx.Data`` MJX's ``fwd_position`` writes and reads."""
+  passthrough: dict[int, int]  # output leaf -> the input leaf it returns
+  written: tuple[int, ...]     # output leaves it computes
+  inputs: tuple[int, ...]      # float input leaves those depend on
+  reads: tuple[tuple[int, ...], ...]  # per written leaf: positions in inputs
+  out_treedef: object          # of its output
+
+
+def _position_plan(m: mjx.Model, d: mjx.Data) -> _PositionPlan:
+  closed, shapes = jax.make_jaxpr(lambda d: _MJX_FWD_POSITION(m, d),
+                                  return_shape=True)(d)
+  jaxpr = closed.jaxpr
+  index = {v: i for i, v in enumerate(jaxpr.invars)}
+  passthrough, written = {}, []
+  for j, v in enumerate(jaxpr.outvars):
+    if isinstance(v, _jex_core.Var) and v in index:
+      passthrough[j] = index[v]
+    else:
+      written.append(j)
+  masks = _dependencies(jaxpr)
+  needed = 0
+  for j in written:
+    needed |= masks[j]
+  leaves = jax.tree.leaves(d)
+  inputs = tuple(i for i, leaf in enumerate(leaves)
+                 if needed >> i & 1 and jnp.issubdtype(leaf.dtype, jnp.inexact))
+  reads = tuple(tuple(k for k, i in enumerate(inputs) if masks[j] >> i & 1)
+                for j in written)
+  return _PositionPlan(passthrough, tuple(written), inputs, reads,
+                       jax.tree.structure(shapes))
+
+
+def _jacobian_fwd_position(m: mjx.Model, d: mjx.Data) -> mjx.Data:
+  """MJX's ``fwd_position`` with the same values, whose reverse pass
+  contracts the cotangents with a Jacobian built in forward mode.
+
+  MJX's kinematics reverse into many small fan-in sums and pads, several
+  times the forward's cost (docs/benchmarks.md, "Per-op profile"). For a
+  model with few degrees of freedom, ``vmap`` of ``jvp`` over the basis
+  directions of each input it reads (``qpos``, ``qvel``, mocap poses: found
+  in the traced program, so nothing it reads is left out) is cheaper: one
+  widened forward pass per input. A ``custom_jvp`` returns ``J t``; reverse
+  mode transposes that into ``J^T ct``, forward mode (``jvp``, ``jacfwd``)
+  uses it as is. The derivative is the same linear map, so gradients agree
+  with MJX's to float rounding. Models in default mode,
+  or with more than ``JACOBIAN_MAX_QPOS`` position coordinates, take MJX's
+  own function.
+  """
+  if _tolerance(m) != 0.0 or d.qpos.shape[-1] > JACOBIAN_MAX_QPOS:
+    return _MJX_FWD_POSITION(m, d)
+  plan = _position_plan(m, d)
+  if not plan.written:
+    return _MJX_FWD_POSITION(m, d)
+  leaves, treedef = jax.tree.flatten(d)
+
+  def written(m, xs, leaves):
+    leaves = list(leaves)
+    for i, x in zip(plan.inputs, xs):
+      leaves[i] = x
+    out = jax.tree.leaves(_MJX_FWD_POSITION(m, jax.tree.unflatten(treedef, leaves)))
+    return tuple(out[j] for j in plan.written)
+
+  def jacobian(m, xs, leaves, k):
+    """Tangents of the written leaves along every basis direction of input
+    ``k``, stacked on a leading axis."""
+    x = xs[k]
+
+    def along(t):
+      f = lambda xk: written(m, xs[:k] + (xk,) + xs[k + 1:], leaves)
+      return jax.jvp(f, (x,), (t.reshape(x.shape),))[1]
+
+    return jax.vmap(along)(jnp.eye(x.size, dtype=x.dtype))
+
+  def is_zero(t):
+    return isinstance(t, jax.custom_derivatives.SymbolicZero)
+
+  @jax.custom_jvp
+  def position_outputs(m, xs, leaves):
+    return written(m, xs, leaves)
+
+  def position_outputs_jvp(primals, tangents):
+    # J t, with J evaluated at the primal point: linear in the tangents, so
+    # reverse mode transposes it into J^T ct and never reverses MJX's code
+    m, xs, leaves = primals
+    t_m, t_xs, _ = tangents  # the substituted inputs are not read from leaves
+    out = written(m, xs, leaves)
+    active = [k for k, t in enumerate(t_xs) if not is_zero(t)]
+    jacs = {k: jacobian(m, xs, leaves, k) for k in active}
+    t_out = []
+    for n, y in enumerate(out):
+      if not jnp.issubdtype(y.dtype, jnp.inexact):
+        t_out.append(np.zeros(y.shape, jax.dtypes.float0))
+        continue
+      # only the inputs this leaf depends on: a leaf that depends on none
+      # (a constant of the model) keeps an unbatched zero tangent under vmap
+      t = jnp.zeros(y.shape, y.dtype)
+      for k in plan.reads[n]:
+        if k in jacs:
+          t = t + jnp.tensordot(t_xs[k].reshape(-1).astype(y.dtype), jacs[k][n],
+                                axes=1)
+      t_out.append(t)
+    if not all(is_zero(t) for t in jax.tree.leaves(t_m, is_leaf=is_zero)):
+      # differentiated w.r.t. the model too (e.g. system identification):
+      # that part in plain forward mode
+      t_m = jax.tree.map(
+          lambda t: jnp.zeros(t.shape, t.dtype) if is_zero(t) else t, t_m,
+          is_leaf=is_zero)
+      _, by_model = jax.jvp(lambda m: written(m, xs, leaves), (m,), (t_m,))
+      t_out = [t + u if jnp.issubdtype(y.dtype, jnp.inexact) else t
+               for t, u, y in zip(t_out, by_model, out)]
+    return out, tuple(t_out)
+
+  position_outputs.defjvp(position_outputs_jvp, symbolic_zeros=True)
+  computed = position_outputs(m, tuple(leaves[i] for i in plan.inputs), tuple(leaves))
+  out = [None] * (len(plan.passthrough) + len(plan.written))
+  for j, i in plan.passthrough.items():
+    out[j] = leaves[i]
+  for j, x in zip(plan.written, computed):
+    out[j] = x
+  return jax.tree.unflatten(plan.out_treedef, out)
+
+
+# --------------------------------------------------------------------------
 # Swapping the solver into MJX
 # --------------------------------------------------------------------------
 
@@ -418,12 +575,13 @@ def _solver_installed() -> Iterator[None]:
   values, only which loop is traced.
   """
   with _lock:
-    previous = _mjx_solver.solve
+    previous = _mjx_solver.solve, _mjx_forward.fwd_position
     _mjx_solver.solve = _solve
+    _mjx_forward.fwd_position = _jacobian_fwd_position
     try:
       yield
     finally:
-      _mjx_solver.solve = previous
+      _mjx_solver.solve, _mjx_forward.fwd_position = previous
 
 
 def step(model: mjx.Model, data: mjx.Data) -> mjx.Data:

@@ -346,3 +346,92 @@ def test_patch_mjx_restores_on_error():
       assert mjx_solver.solve is not original
       raise RuntimeError("boom")
   assert mjx_solver.solve is original
+
+
+# --------------------------------------------------------------------------
+# fwd_position's Jacobian path (small models)
+# --------------------------------------------------------------------------
+
+
+def _spy_on_the_path(monkeypatch) -> list:
+  """Records every trace that takes the Jacobian path."""
+  calls = []
+  plan = physics._position_plan
+
+  def spy(m, d):
+    calls.append(d.qpos.shape)
+    return plan(m, d)
+
+  monkeypatch.setattr(physics, "_position_plan", spy)
+  return calls
+
+
+def test_jacobian_path_gives_mjx_gradients(x64, monkeypatch):
+  """The chain (nq = 3, an equality constraint, so the constraint rows read
+  qvel) through the Jacobian path: the gradient equals MJX's reverse pass
+  and central finite differences, and forward mode works through it."""
+  mj, m, d0 = _fd_setup("chain", 8)
+
+  def loss(u):
+    ctrl = jnp.broadcast_to(u, (8, mj.nu))
+    final, qpos = rollout(physics.step, m, d0, ctrl)
+    return jnp.sum(qpos[-1] ** 2) + jnp.mean(qpos[:, 1]) + jnp.sum(final.qvel)
+
+  u0 = jnp.array([0.3, -0.2], dtype=jnp.float64)
+  calls = _spy_on_the_path(monkeypatch)
+  monkeypatch.setattr(physics, "JACOBIAN_MAX_QPOS", -1)
+  g_mjx = jax.jit(jax.grad(loss))(u0)
+  assert not calls
+  monkeypatch.setattr(physics, "JACOBIAN_MAX_QPOS", mj.nq)
+  f, grad = _value_and_grad(loss)
+  g = grad(u0)
+  assert calls  # the path was taken
+  np.testing.assert_allclose(g, g_mjx, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(g, _central_fd(f, u0, 1e-6), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(jax.jit(jax.jacfwd(loss))(u0), g, rtol=1e-9, atol=1e-12)
+
+
+MOCAP_XML = """
+<mujoco>
+  <option timestep="0.01"/>
+  <worldbody>
+    <body name="arm" pos="0 0 1">
+      <joint name="hinge" type="hinge" axis="0 1 0" damping="0.1"/>
+      <geom type="capsule" fromto="0 0 0 0.5 0 0" size="0.05" mass="1"/>
+      <site name="tip" pos="0.5 0 0"/>
+    </body>
+    <body name="target" mocap="true" pos="0.4 0 0.8">
+      <geom type="sphere" size="0.05" contype="0" conaffinity="0"/>
+    </body>
+  </worldbody>
+  <actuator><motor joint="hinge" gear="1"/></actuator>
+</mujoco>
+"""
+
+
+def test_jacobian_path_keeps_mocap_and_model_gradients(monkeypatch):
+  """A mocap target and a model parameter are inputs of fwd_position too: the
+  Jacobian path's gradients w.r.t. them equal MJX's reverse pass."""
+  mj = physics.differentiable_model(mujoco.MjModel.from_xml_string(MOCAP_XML))
+  assert mj.nq <= physics.JACOBIAN_MAX_QPOS and mj.nmocap == 1
+  m = physics.put_model(mj)
+  d0 = mjx.make_data(m)
+
+  def loss(target, mass):
+    model = m.replace(body_mass=m.body_mass.at[1].set(mass))
+    d = d0.replace(mocap_pos=target[None], ctrl=jnp.array([0.5]))
+    d, _ = jax.lax.scan(lambda d, _: (physics.step(model, d), None), d, None,
+                        length=3)
+    return jnp.sum((d.site_xpos[0] - d.xpos[2]) ** 2) + d.qvel[0]
+
+  args = (jnp.array([0.4, 0.0, 0.8]), jnp.float32(1.3))
+  calls = _spy_on_the_path(monkeypatch)
+  grads = {}
+  for limit in (-1, physics.JACOBIAN_MAX_QPOS):
+    monkeypatch.setattr(physics, "JACOBIAN_MAX_QPOS", limit)
+    grads[limit] = jax.jit(jax.grad(loss, argnums=(0, 1)))(*args)
+  off, on = grads[-1], grads[physics.JACOBIAN_MAX_QPOS]
+  assert calls  # the second program took the path
+  assert np.abs(np.asarray(off[0])).max() > 1e-3 and abs(float(off[1])) > 1e-4
+  for a, b in zip(on, off):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
