@@ -49,7 +49,6 @@ from collections.abc import Iterator
 
 import jax
 import jax.extend.core as _jex_core
-import jax.flatten_util
 import jax.numpy as jnp
 import mujoco
 import numpy as np
